@@ -1,0 +1,182 @@
+/* backend.c - what all backends share: states, errors, responses, SOURCE. */
+#include "backend.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const state_words[] = {
+	[EXEC_UNKNOWN] = "unknown",
+	[EXEC_PENDING] = "pending",
+	[EXEC_RUNNING] = "running",
+	[EXEC_SUCCESS] = "success",
+	[EXEC_PARTIAL] = "partial",
+	[EXEC_FAILURE] = "failure",
+	[EXEC_CANCELLED] = "cancelled",
+	[EXEC_EXPIRED] = "expired",
+};
+
+const char *exec_state_word(enum exec_state state)
+{
+	if ((unsigned)state >= sizeof(state_words) / sizeof(state_words[0]))
+		return "unknown";
+	return state_words[state];
+}
+
+enum exec_state exec_state_from_word(const char *word)
+{
+	for (size_t i = 0; i < sizeof(state_words) / sizeof(state_words[0]); i++)
+		if (word && strcmp(word, state_words[i]) == 0)
+			return (enum exec_state)i;
+	return EXEC_UNKNOWN;
+}
+
+int exec_state_is_terminal(enum exec_state state)
+{
+	return state >= EXEC_SUCCESS;
+}
+
+const char *result_format_ext(enum result_format format)
+{
+	return format == FORMAT_JSON ? "json" : "csv";
+}
+
+int api_fail(struct api_error *err, int errnum, long http_status, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->err = errnum;
+	err->http_status = http_status;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -errnum;
+}
+
+void api_request_free(struct api_request *req)
+{
+	free(req->url);
+	free(req->body);
+	req->url = NULL;
+	req->body = NULL;
+}
+
+void exec_info_free(struct exec_info *info)
+{
+	free(info->error_message);
+	free(info->document);
+	info->error_message = NULL;
+	info->document = NULL;
+}
+
+int api_response_header(const struct api_response *resp, const char *name, char *out, size_t outlen)
+{
+	size_t n = strlen(name);
+	const char *line = resp->headers;
+
+	while (line && *line) {
+		const char *eol = strchr(line, '\n');
+		size_t linelen = eol ? (size_t)(eol - line) : strlen(line);
+
+		if (linelen > n && line[n] == ':' && strncasecmp(line, name, n) == 0) {
+			const char *v = line + n + 1;
+			const char *end = line + linelen;
+
+			while (v < end && (*v == ' ' || *v == '\t'))
+				v++;
+			while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+				end--;
+			if (outlen) {
+				size_t len = (size_t)(end - v) < outlen - 1 ? (size_t)(end - v) : outlen - 1;
+
+				memcpy(out, v, len);
+				out[len] = '\0';
+			}
+			return 1;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return 0;
+}
+
+int api_response_is_json(const struct api_response *resp)
+{
+	char type[128];
+
+	if (api_response_header(resp, "Content-Type", type, sizeof(type)))
+		return strncasecmp(type, "application/json", 16) == 0 || strstr(type, "+json") != NULL;
+	for (size_t i = 0; i < resp->len; i++) {
+		char c = resp->body[i];
+
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		return c == '{' || c == '[';
+	}
+	return 0;
+}
+
+static int origin_of(const char *url, char *out, size_t outlen)
+{
+	const char *host = strstr(url, "://");
+	size_t len;
+
+	if (!host || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+		return -EINVAL;
+	host += 3;
+	len = (size_t)(host - url) + strcspn(host, "/?#");
+	if (len == (size_t)(host - url) || len >= outlen)
+		return -EINVAL;
+	memcpy(out, url, len);
+	out[len] = '\0';
+	return 0;
+}
+
+int backend_same_origin(const struct backend *b, const char *url)
+{
+	char origin[512];
+
+	if (origin_of(url, origin, sizeof(origin)))
+		return 0;
+	return strcasecmp(origin, b->origin) == 0;
+}
+
+static const struct backend_ops *const all_backends[] = {
+	&dune_backend_ops,
+};
+
+int backend_init(struct backend *b, const char *source, struct api_error *err)
+{
+	const char *colon = strchr(source, ':');
+	size_t namelen = colon ? (size_t)(colon - source) : strlen(source);
+	const char *url = colon ? colon + 1 : NULL;
+	size_t len;
+
+	memset(b, 0, sizeof(*b));
+	for (size_t i = 0; i < sizeof(all_backends) / sizeof(all_backends[0]); i++)
+		if (strlen(all_backends[i]->name) == namelen &&
+		    strncmp(all_backends[i]->name, source, namelen) == 0)
+			b->ops = all_backends[i];
+	if (!b->ops)
+		return api_fail(err, EINVAL, 0, "unknown SOURCE '%s': expected dune, dune:URL or redash:URL", source);
+	if (!url) {
+		url = b->ops->default_url;
+		if (!url)
+			return api_fail(err, EINVAL, 0, "SOURCE %s needs a URL (%s:URL)", b->ops->name, b->ops->name);
+	}
+	if (origin_of(url, b->origin, sizeof(b->origin)))
+		return api_fail(err, EINVAL, 0, "SOURCE URL '%s' is not an http:// or https:// URL", url);
+	len = strlen(url);
+	while (len > 0 && url[len - 1] == '/')
+		len--;
+	if (len >= sizeof(b->base_url) - 16)
+		return api_fail(err, EINVAL, 0, "SOURCE URL is too long");
+	memcpy(b->base_url, url, len);
+	b->base_url[len] = '\0';
+	if (strcmp(b->base_url, b->origin) == 0 && b->ops->default_path)
+		strcat(b->base_url, b->ops->default_path);
+	return 0;
+}

@@ -1,0 +1,179 @@
+/* backend.h - what an API family must provide: requests to make, and the
+ * meaning of the replies. A backend never does I/O; the engine moves bytes.
+ * Every function here can be driven from strings in a unit test.
+ */
+#ifndef EXECFS_BACKEND_H
+#define EXECFS_BACKEND_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buffer.h"
+
+struct cJSON;
+
+enum exec_state {
+	EXEC_UNKNOWN = 0, /* never asked, or the API said something we do not know */
+	EXEC_PENDING,
+	EXEC_RUNNING,
+	EXEC_SUCCESS,
+	EXEC_PARTIAL,
+	EXEC_FAILURE,
+	EXEC_CANCELLED,
+	EXEC_EXPIRED,
+};
+
+enum result_format {
+	FORMAT_CSV = 0,
+	FORMAT_JSON,
+	FORMAT_COUNT
+};
+
+/* The word of the `status` file for a state ("pending", ...). */
+const char *exec_state_word(enum exec_state state);
+
+/* Parses a word back (for the persisted index). EXEC_UNKNOWN if unknown. */
+enum exec_state exec_state_from_word(const char *word);
+
+/* Whether the run has ended: success, partial, failure, cancelled, expired. */
+int exec_state_is_terminal(enum exec_state state);
+
+/* The file extension of a format: "csv", "json". */
+const char *result_format_ext(enum result_format format);
+
+/* An error as the API or the transport gave it, with the errno it maps to. */
+struct api_error {
+	int err;		/* a positive errno, 0 for none */
+	long http_status;	/* 0 when no response came */
+	char message[512];	/* the API's own words where it gave some */
+};
+
+/* Fills err and returns -errno, for the common "return api_fail(...)". */
+int api_fail(struct api_error *err, int errnum, long http_status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A request a backend wants made. url and body are malloc'd; the caller
+ * frees them with api_request_free(). */
+struct api_request {
+	const char *method;	/* "GET", "POST", "DELETE" */
+	char *url;
+	char *body;		/* JSON, or NULL */
+	int starts_run;		/* 1 when sending it twice could start two paid runs */
+};
+
+void api_request_free(struct api_request *req);
+
+/* A response as received. headers holds the raw header lines of the final
+ * response; body is NUL-terminated. */
+struct api_response {
+	long status;
+	const char *headers;
+	const char *body;
+	size_t len;
+};
+
+/* Copies the value of header name (case-insensitive) into out. Returns 1
+ * found, 0 absent. */
+int api_response_header(const struct api_response *resp, const char *name, char *out, size_t outlen);
+
+/* Whether the response claims JSON in its Content-Type. A response with no
+ * Content-Type counts as JSON if its body starts like JSON. */
+int api_response_is_json(const struct api_response *resp);
+
+/* What a status request (or an execute that finished at once) tells. */
+struct exec_info {
+	enum exec_state state;
+	char execution_id[72];
+	char query_id[72];
+	char result_id[72];	/* where results live, if not under execution_id */
+	char *error_message;	/* malloc'd, NULL if none */
+	char *document;		/* the status document as received, malloc'd */
+	time_t ended_at;	/* 0 when unknown */
+};
+
+void exec_info_free(struct exec_info *info);
+
+struct result_decoder;
+
+/* Turns the pages of one result, as they arrive, into the bytes of the file. */
+struct result_decoder_ops {
+	/* A page (or a new attempt at it) starts. */
+	void (*page_begin)(struct result_decoder *d);
+	/* Body bytes of the current page; output goes to out. */
+	int (*page_data)(struct result_decoder *d, const char *data, size_t len,
+			 struct buffer *out, struct api_error *err);
+	/* The page ended with a 2xx response. Sets *next_url (malloc'd) when
+	 * another page follows, NULL otherwise. */
+	int (*page_end)(struct result_decoder *d, const struct api_response *resp,
+			struct buffer *out, char **next_url, struct api_error *err);
+	/* No page follows: the last bytes of the file. */
+	int (*finish)(struct result_decoder *d, struct buffer *out, struct api_error *err);
+	void (*free)(struct result_decoder *d);
+};
+
+struct result_decoder {
+	const struct result_decoder_ops *ops;
+	int page;		/* pages ended so far */
+};
+
+struct backend;
+
+struct backend_ops {
+	const char *name;		/* "dune" */
+	const char *key_env;		/* the backend's own key variable */
+	const char *default_url;	/* for a SOURCE without URL, or NULL */
+	const char *default_path;	/* added to a URL that has no path ("/api/v1") */
+
+	/* The header line carrying the key ("X-Dune-API-Key: ..."), malloc'd. */
+	char *(*auth_header)(const char *key);
+
+	/* execute: params is a JSON object or NULL for the defaults. */
+	int (*execute_request)(const struct backend *b, const char *qid, const struct cJSON *params,
+			       struct api_request *req, struct api_error *err);
+	/* Gives the new run's id in info->execution_id, and its state when the
+	 * reply tells it. */
+	int (*execute_parse)(const struct backend *b, const struct api_response *resp,
+			     struct exec_info *info, struct api_error *err);
+
+	int (*status_request)(const struct backend *b, const char *eid, struct api_request *req);
+	int (*status_parse)(const struct backend *b, const struct api_response *resp,
+			    struct exec_info *info, struct api_error *err);
+
+	int (*cancel_request)(const struct backend *b, const char *eid, struct api_request *req);
+	int (*cancel_parse)(const struct backend *b, const struct api_response *resp,
+			    struct api_error *err);
+
+	/* Which run holds the query's latest result (info->execution_id). Cheap:
+	 * never the whole result. */
+	int (*latest_request)(const struct backend *b, const char *qid, struct api_request *req);
+	int (*latest_parse)(const struct backend *b, const struct api_response *resp,
+			    struct exec_info *info, struct api_error *err);
+
+	/* The first page of a run's result. */
+	int (*result_request)(const struct backend *b, const struct exec_info *info,
+			      enum result_format format, struct api_request *req);
+	struct result_decoder *(*decoder_new)(const struct backend *b, enum result_format format);
+
+	/* Any non-2xx reply: the errno and the API's message. */
+	void (*error_parse)(const struct backend *b, const struct api_response *resp,
+			    struct api_error *err);
+};
+
+struct backend {
+	const struct backend_ops *ops;
+	char base_url[512];	/* no trailing slash */
+	char origin[512];	/* scheme://host[:port], for checking next-page links */
+	char performance[16];	/* dune's engine size, or empty */
+};
+
+/* Sets up a backend from a SOURCE ("dune", "dune:URL", "redash:URL").
+ * Returns 0 or -EINVAL with a message in err. */
+int backend_init(struct backend *b, const char *source, struct api_error *err);
+
+/* Whether url points at the backend's own origin: a key is never sent
+ * anywhere else. */
+int backend_same_origin(const struct backend *b, const char *url);
+
+extern const struct backend_ops dune_backend_ops;
+
+#endif

@@ -1,0 +1,237 @@
+/* cache.c - the cache directory, written atomically. */
+#include "cache.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int cache_fd = -1;
+static unsigned long temp_counter;
+
+/* mkdir -p with mode 0700 for every level it creates. */
+static int make_dirs(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void remove_partial_downloads(void)
+{
+	int fd = openat(cache_fd, "results", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		size_t len = strlen(de->d_name);
+
+		if ((len > 5 && strcmp(de->d_name + len - 5, ".part") == 0) ||
+		    strncmp(de->d_name, ".tmp.", 5) == 0)
+			unlinkat(fd, de->d_name, 0);
+	}
+	closedir(dir);
+}
+
+int cache_open(const char *dir)
+{
+	static const char *const subdirs[] = {"results", "executions", "queries"};
+	int rc = make_dirs(dir);
+
+	if (rc)
+		return rc;
+	cache_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cache_fd < 0)
+		return -errno;
+	if (fchmod(cache_fd, 0700))
+		log_info("cannot set mode 0700 on %s: %s", dir, strerror(errno));
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
+		if (mkdirat(cache_fd, subdirs[i], 0700) && errno != EEXIST)
+			return -errno;
+	remove_partial_downloads();
+	return 0;
+}
+
+void cache_close(void)
+{
+	if (cache_fd >= 0)
+		close(cache_fd);
+	cache_fd = -1;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void sync_dir(const char *sub)
+{
+	int fd = openat(cache_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int cache_put_entry(const char *kind, const char *name, const char *data, size_t len)
+{
+	char final[PATH_MAX], temp[PATH_MAX];
+	int fd, rc;
+
+	snprintf(final, sizeof(final), "%s/%s", kind, name);
+	snprintf(temp, sizeof(temp), "%s/.tmp.%s.%d.%lu", kind, name, getpid(),
+		 __atomic_add_fetch(&temp_counter, 1, __ATOMIC_RELAXED));
+	fd = openat(cache_fd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, data, len);
+	if (!rc && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (!rc && renameat(cache_fd, temp, cache_fd, final))
+		rc = -errno;
+	if (rc) {
+		unlinkat(cache_fd, temp, 0);
+		log_error("cannot write cache entry %s: %s", final, strerror(-rc));
+		return rc;
+	}
+	sync_dir(kind);
+	return 0;
+}
+
+char *cache_get_entry(const char *kind, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	char *data;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", kind, name);
+	fd = openat(cache_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || st.st_size > (1 << 24)) {
+		close(fd);
+		return NULL;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	n = data ? pread(fd, data, (size_t)st.st_size, 0) : -1;
+	close(fd);
+	if (n != st.st_size) {
+		free(data);
+		return NULL;
+	}
+	data[n] = '\0';
+	return data;
+}
+
+void cache_list_entries(const char *kind, void (*fn)(const char *name, void *data), void *data)
+{
+	int fd = openat(cache_fd, kind, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.')
+			fn(de->d_name, data);
+	closedir(dir);
+}
+
+static void result_path(char *out, size_t outlen, const char *eid, enum result_format format,
+			const char *suffix)
+{
+	snprintf(out, outlen, "results/%s.%s%s", eid, result_format_ext(format), suffix);
+}
+
+int cache_result_open(const char *eid, enum result_format format, off_t *size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	result_path(path, sizeof(path), eid, format, "");
+	fd = openat(cache_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	*size = st.st_size;
+	return fd;
+}
+
+int cache_result_begin(const char *eid, enum result_format format)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	result_path(path, sizeof(path), eid, format, ".part");
+	fd = openat(cache_fd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+int cache_result_commit(const char *eid, enum result_format format, int fd)
+{
+	char temp[PATH_MAX], final[PATH_MAX];
+
+	result_path(temp, sizeof(temp), eid, format, ".part");
+	result_path(final, sizeof(final), eid, format, "");
+	if (fsync(fd))
+		return -errno;
+	if (renameat(cache_fd, temp, cache_fd, final))
+		return -errno;
+	sync_dir("results");
+	return 0;
+}
+
+void cache_result_abandon(const char *eid, enum result_format format)
+{
+	char path[PATH_MAX];
+
+	result_path(path, sizeof(path), eid, format, ".part");
+	unlinkat(cache_fd, path, 0);
+}

@@ -1,0 +1,578 @@
+/* dune.c - the Dune API v1 (../shared/api/dune.md), requests and replies. */
+#include "backend.h"
+#include "jscan.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Rows a page asks for; the server may send fewer and says where to go on. */
+#define DUNE_PAGE_ROWS 32000
+/* One JSON page is held whole while it is merged; no page may pass this. */
+#define DUNE_JSON_PAGE_CAP (512u << 20)
+
+static char *dune_auth_header(const char *key)
+{
+	size_t len = strlen(key) + 32;
+	char *line = malloc(len);
+
+	if (line)
+		snprintf(line, len, "X-Dune-API-Key: %s", key);
+	return line;
+}
+
+static char *format_url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *format_url(const char *fmt, ...)
+{
+	va_list ap;
+	char *url = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&url, fmt, ap) < 0)
+		url = NULL;
+	va_end(ap);
+	return url;
+}
+
+static int make_request(struct api_request *req, const char *method, char *url)
+{
+	req->method = method;
+	req->url = url;
+	req->body = NULL;
+	req->starts_run = 0;
+	return url ? 0 : -ENOMEM;
+}
+
+/* The API's message from {"error": "..."}, or a short summary of the body. */
+static void dune_error_parse(const struct backend *b, const struct api_response *resp,
+			     struct api_error *err)
+{
+	cJSON *doc = NULL;
+	const cJSON *msg;
+	int errnum;
+
+	(void)b;
+	switch (resp->status) {
+	case 400: errnum = EINVAL; break;
+	case 401: errnum = EACCES; break;
+	case 402: errnum = EDQUOT; break;
+	case 403: errnum = EACCES; break;
+	case 404: errnum = ENOENT; break;
+	case 429: errnum = EAGAIN; break;
+	default: errnum = EIO; break;
+	}
+	if (api_response_is_json(resp))
+		doc = cJSON_ParseWithLength(resp->body, resp->len);
+	msg = cJSON_GetObjectItemCaseSensitive(doc, "error");
+	if (cJSON_IsString(msg) && resp->status == 404 &&
+	    strstr(msg->valuestring, "No execution found"))
+		api_fail(err, ENODATA, resp->status, "%s", msg->valuestring); /* never run */
+	else if (cJSON_IsString(msg))
+		api_fail(err, errnum, resp->status, "%s", msg->valuestring);
+	else if (cJSON_IsObject(msg) && cJSON_IsString(cJSON_GetObjectItem(msg, "message")))
+		api_fail(err, errnum, resp->status, "%s", cJSON_GetObjectItem(msg, "message")->valuestring);
+	else if (!api_response_is_json(resp) && resp->len)
+		api_fail(err, errnum, resp->status, "HTTP %ld with a non-JSON body", resp->status);
+	else
+		api_fail(err, errnum, resp->status, "HTTP %ld", resp->status);
+	cJSON_Delete(doc);
+}
+
+static int dune_execute_request(const struct backend *b, const char *qid, const cJSON *params,
+				struct api_request *req, struct api_error *err)
+{
+	cJSON *body = cJSON_CreateObject();
+	int rc;
+
+	if (!body)
+		return api_fail(err, ENOMEM, 0, "out of memory");
+	if (params && !cJSON_AddItemToObject(body, "query_parameters", cJSON_Duplicate(params, 1)))
+		goto nomem;
+	if (b->performance[0] && !cJSON_AddStringToObject(body, "performance", b->performance))
+		goto nomem;
+	rc = make_request(req, "POST", format_url("%s/query/%s/execute", b->base_url, qid));
+	if (rc)
+		goto nomem;
+	req->starts_run = 1;
+	req->body = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	if (!req->body) {
+		api_request_free(req);
+		return api_fail(err, ENOMEM, 0, "out of memory");
+	}
+	return 0;
+nomem:
+	cJSON_Delete(body);
+	return api_fail(err, ENOMEM, 0, "out of memory");
+}
+
+static cJSON *parse_json_reply(const struct api_response *resp, struct api_error *err)
+{
+	cJSON *doc;
+
+	if (!api_response_is_json(resp)) {
+		api_fail(err, EIO, resp->status, "expected JSON, got something else (HTTP %ld)", resp->status);
+		return NULL;
+	}
+	doc = cJSON_ParseWithLength(resp->body, resp->len);
+	if (!cJSON_IsObject(doc)) {
+		cJSON_Delete(doc);
+		api_fail(err, EIO, resp->status, "malformed JSON in the reply");
+		return NULL;
+	}
+	return doc;
+}
+
+static int copy_string(const cJSON *doc, const char *name, char *out, size_t outlen)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+
+	if (cJSON_IsString(item) && strlen(item->valuestring) < outlen) {
+		strcpy(out, item->valuestring);
+		return 1;
+	}
+	if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 1e18) {
+		snprintf(out, outlen, "%.0f", item->valuedouble);
+		return 1;
+	}
+	return 0;
+}
+
+static int dune_execute_parse(const struct backend *b, const struct api_response *resp,
+			      struct exec_info *info, struct api_error *err)
+{
+	cJSON *doc = parse_json_reply(resp, err);
+
+	(void)b;
+	if (!doc)
+		return -err->err;
+	if (!copy_string(doc, "execution_id", info->execution_id, sizeof(info->execution_id))) {
+		cJSON_Delete(doc);
+		return api_fail(err, EIO, resp->status, "execute reply without an execution_id");
+	}
+	info->state = EXEC_PENDING;
+	cJSON_Delete(doc);
+	return 0;
+}
+
+static int dune_status_request(const struct backend *b, const char *eid, struct api_request *req)
+{
+	return make_request(req, "GET", format_url("%s/execution/%s/status", b->base_url, eid));
+}
+
+static enum exec_state dune_state(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum exec_state state;
+	} states[] = {
+		{"QUERY_STATE_PENDING", EXEC_PENDING},
+		{"QUERY_STATE_EXECUTING", EXEC_RUNNING},
+		{"QUERY_STATE_COMPLETED", EXEC_SUCCESS},
+		{"QUERY_STATE_COMPLETED_PARTIAL", EXEC_PARTIAL},
+		{"QUERY_STATE_FAILED", EXEC_FAILURE},
+		{"QUERY_STATE_CANCELLED", EXEC_CANCELLED},
+		{"QUERY_STATE_CANCELED", EXEC_CANCELLED},
+		{"QUERY_STATE_EXPIRED", EXEC_EXPIRED},
+	};
+
+	for (size_t i = 0; name && i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(name, states[i].name) == 0)
+			return states[i].state;
+	return EXEC_UNKNOWN; /* not terminal: asked again later */
+}
+
+/* RFC 3339 UTC with 0 to 9 fractional digits; 0 when it does not parse. */
+static time_t parse_time(const cJSON *item)
+{
+	struct tm tm;
+	const char *rest;
+
+	if (!cJSON_IsString(item))
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(item->valuestring, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return 0;
+	return timegm(&tm);
+}
+
+/* Status fields, shared by the status reply and result pages. */
+static int dune_fill_info(const cJSON *doc, const struct api_response *resp, struct exec_info *info,
+			  struct api_error *err)
+{
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(doc, "error");
+
+	if (!cJSON_IsString(state))
+		return api_fail(err, EIO, resp->status, "status reply without a state");
+	info->state = dune_state(state->valuestring);
+	copy_string(doc, "execution_id", info->execution_id, sizeof(info->execution_id));
+	copy_string(doc, "query_id", info->query_id, sizeof(info->query_id));
+	info->ended_at = parse_time(cJSON_GetObjectItemCaseSensitive(doc, "execution_ended_at"));
+	if (cJSON_IsObject(error) && cJSON_IsString(cJSON_GetObjectItem(error, "message")))
+		info->error_message = strdup(cJSON_GetObjectItem(error, "message")->valuestring);
+	else if (cJSON_IsString(error))
+		info->error_message = strdup(error->valuestring);
+	return 0;
+}
+
+static int dune_status_parse(const struct backend *b, const struct api_response *resp,
+			     struct exec_info *info, struct api_error *err)
+{
+	cJSON *doc = parse_json_reply(resp, err);
+	int rc;
+
+	(void)b;
+	if (!doc)
+		return -err->err;
+	rc = dune_fill_info(doc, resp, info, err);
+	cJSON_Delete(doc);
+	if (rc)
+		return rc;
+	info->document = strndup(resp->body, resp->len);
+	return 0;
+}
+
+static int dune_cancel_request(const struct backend *b, const char *eid, struct api_request *req)
+{
+	return make_request(req, "POST", format_url("%s/execution/%s/cancel", b->base_url, eid));
+}
+
+static int dune_cancel_parse(const struct backend *b, const struct api_response *resp,
+			     struct api_error *err)
+{
+	cJSON *doc = parse_json_reply(resp, err);
+	int ok;
+
+	(void)b;
+	if (!doc)
+		return -err->err;
+	ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "success"));
+	cJSON_Delete(doc);
+	if (!ok)
+		return api_fail(err, EIO, resp->status, "cancel was not accepted");
+	return 0;
+}
+
+static int dune_latest_request(const struct backend *b, const char *qid, struct api_request *req)
+{
+	return make_request(req, "GET", format_url("%s/query/%s/results?limit=1&allow_partial_results=true",
+						   b->base_url, qid));
+}
+
+static int dune_latest_parse(const struct backend *b, const struct api_response *resp,
+			     struct exec_info *info, struct api_error *err)
+{
+	cJSON *doc = parse_json_reply(resp, err);
+	int rc;
+
+	(void)b;
+	if (!doc)
+		return -err->err;
+	rc = dune_fill_info(doc, resp, info, err);
+	cJSON_Delete(doc);
+	if (rc)
+		return rc;
+	if (!info->execution_id[0])
+		return api_fail(err, EIO, resp->status, "latest result without an execution_id");
+	if (info->state != EXEC_SUCCESS && info->state != EXEC_PARTIAL)
+		return api_fail(err, ENODATA, resp->status, "the latest execution is %s",
+				exec_state_word(info->state));
+	return 0;
+}
+
+static int dune_result_request(const struct backend *b, const struct exec_info *info,
+			       enum result_format format, struct api_request *req)
+{
+	return make_request(req, "GET",
+			    format_url("%s/execution/%s/results%s?limit=%d&allow_partial_results=true",
+				       b->base_url, info->execution_id,
+				       format == FORMAT_CSV ? "/csv" : "", DUNE_PAGE_ROWS));
+}
+
+/* CSV: pages are joined as they stream; every page after the first starts
+ * with the header row again, which is dropped. */
+struct csv_decoder {
+	struct result_decoder base;
+	int in_header;	/* still skipping this page's header row */
+	int in_quotes;
+};
+
+static void csv_page_begin(struct result_decoder *d)
+{
+	struct csv_decoder *csv = (struct csv_decoder *)d;
+
+	csv->in_header = d->page > 0;
+	csv->in_quotes = 0;
+}
+
+static int csv_page_data(struct result_decoder *d, const char *data, size_t len,
+			 struct buffer *out, struct api_error *err)
+{
+	struct csv_decoder *csv = (struct csv_decoder *)d;
+	size_t i = 0;
+
+	while (csv->in_header && i < len) {
+		char c = data[i++];
+
+		if (c == '"')
+			csv->in_quotes = !csv->in_quotes;
+		else if (c == '\n' && !csv->in_quotes)
+			csv->in_header = 0;
+	}
+	if (i < len && buffer_append(out, data + i, len - i))
+		return api_fail(err, ENOMEM, 0, "out of memory");
+	return 0;
+}
+
+static int next_link(const char *value, char **next_url, struct api_error *err)
+{
+	*next_url = NULL;
+	if (!value || !*value)
+		return 0;
+	*next_url = strdup(value);
+	return *next_url ? 0 : api_fail(err, ENOMEM, 0, "out of memory");
+}
+
+static int csv_page_end(struct result_decoder *d, const struct api_response *resp,
+			struct buffer *out, char **next_url, struct api_error *err)
+{
+	char link[2048];
+	struct csv_decoder *csv = (struct csv_decoder *)d;
+
+	(void)out;
+	if (csv->in_header && d->page > 0 && resp->len > 0)
+		return api_fail(err, EIO, resp->status, "CSV page %d has no complete header row", d->page + 1);
+	d->page++;
+	if (!api_response_header(resp, "x-dune-next-uri", link, sizeof(link)))
+		link[0] = '\0';
+	return next_link(link, next_url, err);
+}
+
+static int csv_finish(struct result_decoder *d, struct buffer *out, struct api_error *err)
+{
+	(void)d;
+	(void)out;
+	(void)err;
+	return 0;
+}
+
+static void plain_free(struct result_decoder *d)
+{
+	free(d);
+}
+
+static const struct result_decoder_ops csv_decoder_ops = {
+	.page_begin = csv_page_begin,
+	.page_data = csv_page_data,
+	.page_end = csv_page_end,
+	.finish = csv_finish,
+	.free = plain_free,
+};
+
+/* JSON: each page is held whole, checked, and its rows copied byte for byte
+ * into one document: the first page's fields, then "result": {"rows": [all
+ * rows], "metadata": ...} with the counts of the whole result. */
+struct json_decoder {
+	struct result_decoder base;
+	struct buffer page;
+	struct buffer metadata;	/* the first page's, rewritten for the whole */
+	int any_rows;
+};
+
+static void json_page_begin(struct result_decoder *d)
+{
+	struct json_decoder *json = (struct json_decoder *)d;
+
+	buffer_reset(&json->page);
+}
+
+static int json_page_data(struct result_decoder *d, const char *data, size_t len,
+			  struct buffer *out, struct api_error *err)
+{
+	struct json_decoder *json = (struct json_decoder *)d;
+
+	(void)out;
+	if (buffer_append(&json->page, data, len))
+		return api_fail(err, EIO, 0, "a JSON result page passed %u MB", DUNE_JSON_PAGE_CAP >> 20);
+	return 0;
+}
+
+static int append_span(struct buffer *out, struct jspan span)
+{
+	return buffer_append(out, span.start, span.len);
+}
+
+/* metadata of the first page, with the page counts replaced by the totals. */
+static int rewrite_metadata(struct json_decoder *json, struct jspan metadata)
+{
+	struct jscan_iter it;
+	struct jspan key, value, total;
+	int rc, first = 1;
+
+	if (jscan_object_begin(metadata, &it))
+		return -EINVAL;
+	if (buffer_append_str(&json->metadata, "{"))
+		return -ENOMEM;
+	while ((rc = jscan_object_next(&it, &key, &value)) == 1) {
+		if (jscan_key_is(key, "row_count") && jscan_find(metadata, "total_row_count", &total) == 1)
+			value = total;
+		else if (jscan_key_is(key, "result_set_bytes") &&
+			 jscan_find(metadata, "total_result_set_bytes", &total) == 1)
+			value = total;
+		if ((!first && buffer_append_str(&json->metadata, ",")) ||
+		    append_span(&json->metadata, key) || buffer_append_str(&json->metadata, ":") ||
+		    append_span(&json->metadata, value))
+			return -ENOMEM;
+		first = 0;
+	}
+	if (rc < 0)
+		return rc;
+	return buffer_append_str(&json->metadata, "}") ? -ENOMEM : 0;
+}
+
+static int json_first_page(struct json_decoder *json, struct jspan doc, struct jspan metadata,
+			   struct buffer *out)
+{
+	struct jscan_iter it;
+	struct jspan key, value;
+	int rc;
+
+	if (buffer_append_str(out, "{"))
+		return -ENOMEM;
+	jscan_object_begin(doc, &it);
+	while ((rc = jscan_object_next(&it, &key, &value)) == 1) {
+		if (jscan_key_is(key, "result") || jscan_key_is(key, "next_offset") ||
+		    jscan_key_is(key, "next_uri"))
+			continue;
+		if (append_span(out, key) || buffer_append_str(out, ":") || append_span(out, value) ||
+		    buffer_append_str(out, ","))
+			return -ENOMEM;
+	}
+	if (rc < 0)
+		return rc;
+	if (buffer_append_str(out, "\"result\":{\"rows\":["))
+		return -ENOMEM;
+	if (metadata.len)
+		return rewrite_metadata(json, metadata);
+	return 0;
+}
+
+static int json_page_end(struct result_decoder *d, const struct api_response *resp,
+			 struct buffer *out, char **next_url, struct api_error *err)
+{
+	struct json_decoder *json = (struct json_decoder *)d;
+	struct jspan doc, result, rows, inner, metadata = {NULL, 0}, next;
+	cJSON *link;
+	int rc;
+
+	if (!json->page.len || jscan_document(json->page.data, json->page.len, &doc) ||
+	    doc.start[0] != '{')
+		return api_fail(err, EIO, resp->status, "malformed JSON in result page %d", d->page + 1);
+	if (jscan_find(doc, "result", &result) != 1 || jscan_find(result, "rows", &rows) != 1 ||
+	    jscan_array_inner(rows, &inner))
+		return api_fail(err, EIO, resp->status, "result page %d holds no rows", d->page + 1);
+	if (d->page == 0) {
+		if (jscan_find(result, "metadata", &metadata) != 1)
+			metadata.len = 0;
+		rc = json_first_page(json, doc, metadata, out);
+		if (rc)
+			return api_fail(err, rc == -ENOMEM ? ENOMEM : EIO, resp->status,
+					"cannot merge result page 1");
+	}
+	if (inner.len) {
+		if ((json->any_rows && buffer_append_str(out, ",")) || append_span(out, inner))
+			return api_fail(err, ENOMEM, 0, "out of memory");
+		json->any_rows = 1;
+	}
+	*next_url = NULL;
+	if (jscan_find(doc, "next_uri", &next) == 1) {
+		link = cJSON_ParseWithLength(next.start, next.len);
+		if (cJSON_IsString(link))
+			rc = next_link(link->valuestring, next_url, err);
+		else
+			rc = 0;
+		cJSON_Delete(link);
+		if (rc)
+			return rc;
+	}
+	d->page++;
+	return 0;
+}
+
+static int json_finish(struct result_decoder *d, struct buffer *out, struct api_error *err)
+{
+	struct json_decoder *json = (struct json_decoder *)d;
+
+	if (buffer_append_str(out, "]") ||
+	    (json->metadata.len && (buffer_append_str(out, ",\"metadata\":") ||
+				    buffer_append(out, json->metadata.data, json->metadata.len))) ||
+	    buffer_append_str(out, "}}"))
+		return api_fail(err, ENOMEM, 0, "out of memory");
+	return 0;
+}
+
+static void json_free(struct result_decoder *d)
+{
+	struct json_decoder *json = (struct json_decoder *)d;
+
+	buffer_free(&json->page);
+	buffer_free(&json->metadata);
+	free(json);
+}
+
+static const struct result_decoder_ops json_decoder_ops = {
+	.page_begin = json_page_begin,
+	.page_data = json_page_data,
+	.page_end = json_page_end,
+	.finish = json_finish,
+	.free = json_free,
+};
+
+static struct result_decoder *dune_decoder_new(const struct backend *b, enum result_format format)
+{
+	(void)b;
+	if (format == FORMAT_CSV) {
+		struct csv_decoder *csv = calloc(1, sizeof(*csv));
+
+		if (!csv)
+			return NULL;
+		csv->base.ops = &csv_decoder_ops;
+		return &csv->base;
+	} else {
+		struct json_decoder *json = calloc(1, sizeof(*json));
+
+		if (!json)
+			return NULL;
+		json->base.ops = &json_decoder_ops;
+		buffer_init(&json->page, DUNE_JSON_PAGE_CAP);
+		buffer_init(&json->metadata, 1u << 20);
+		return &json->base;
+	}
+}
+
+const struct backend_ops dune_backend_ops = {
+	.name = "dune",
+	.key_env = "DUNE_API_KEY",
+	.default_url = "https://api.dune.com/api/v1",
+	.default_path = "/api/v1",
+	.auth_header = dune_auth_header,
+	.execute_request = dune_execute_request,
+	.execute_parse = dune_execute_parse,
+	.status_request = dune_status_request,
+	.status_parse = dune_status_parse,
+	.cancel_request = dune_cancel_request,
+	.cancel_parse = dune_cancel_parse,
+	.latest_request = dune_latest_request,
+	.latest_parse = dune_latest_parse,
+	.result_request = dune_result_request,
+	.decoder_new = dune_decoder_new,
+	.error_parse = dune_error_parse,
+};

@@ -1,0 +1,1634 @@
+/* engine.c - objects, downloads, polling and parked FUSE requests. */
+#include "engine.h"
+#include "cache.h"
+#include "http.h"
+#include "log.h"
+#include "params.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HASH_BUCKETS 4096
+#define STATUS_FRESH_MS 1000	/* a status younger than this is not asked again */
+#define MISSING_CACHE_MS 10000	/* how long a 404 for an execution is believed */
+#define POLL_FIRST_MS 500
+#define POLL_MAX_MS 5000
+#define RESULT_OUT_CAP (256u << 20)
+
+/* ---- state ---------------------------------------------------------------- */
+
+static struct engine_config config;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct object **objects;
+static unsigned object_count, object_alloc;
+static struct object *buckets[HASH_BUCKETS];
+static time_t mount_time;
+
+void engine_lock(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+void engine_unlock(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+/* ---- parked requests ------------------------------------------------------ */
+
+enum wait_kind { WAIT_READ, WAIT_OPEN_LATEST, WAIT_OPEN_STATUS, WAIT_LOOKUP, WAIT_WRITE };
+enum wait_state { WAIT_NEW, WAIT_LISTED, WAIT_DONE };
+
+struct waiter {
+	struct waiter *prev, *next;
+	fuse_req_t req;
+	enum wait_kind kind;
+	enum wait_state state;
+	void *target;		/* what it waits on: a result, query or execution */
+	long long since_ms;
+	long long deadline_ms;	/* 0: none */
+	int owned_by_request;	/* an HTTP request frees it (writes) */
+	struct handle *handle;
+	struct query *query;
+	struct execution *execution;
+	off_t off;
+	size_t size;
+	struct fuse_file_info fi;
+	/* the reply, decided under the lock, sent after it */
+	int ready;
+	int err;
+	int fd;
+	off_t data_off;
+	size_t data_len;
+	struct fuse_entry_param entry;
+};
+
+static struct waiter waiters = {.prev = &waiters, .next = &waiters};
+
+static int evaluate(struct waiter *w);
+
+static void unlink_waiter(struct waiter *w)
+{
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	if (w->kind == WAIT_READ) {
+		struct result *r = w->target;
+
+		r->waiters--;
+	} else if (w->execution && (w->kind == WAIT_OPEN_STATUS || w->kind == WAIT_LOOKUP)) {
+		w->execution->waiters--;
+	}
+}
+
+static void link_waiter(struct waiter *w)
+{
+	w->next = &waiters;
+	w->prev = waiters.prev;
+	waiters.prev->next = w;
+	waiters.prev = w;
+	if (w->kind == WAIT_READ) {
+		struct result *r = w->target;
+
+		r->waiters++;
+	} else if (w->execution && (w->kind == WAIT_OPEN_STATUS || w->kind == WAIT_LOOKUP)) {
+		w->execution->waiters++;
+	}
+	w->state = WAIT_LISTED;
+}
+
+static void free_handle(struct handle *h);
+
+/* Sends the decided reply. Lock not held. */
+static void send_reply(struct waiter *w)
+{
+	if (w->err) {
+		if (w->kind == WAIT_OPEN_LATEST || w->kind == WAIT_OPEN_STATUS) {
+			free_handle(w->handle);
+			w->handle = NULL;
+		}
+		fuse_reply_err(w->req, w->err);
+		return;
+	}
+	switch (w->kind) {
+	case WAIT_READ:
+		if (w->data_len == 0) {
+			fuse_reply_buf(w->req, NULL, 0);
+		} else {
+			struct fuse_bufvec buf = FUSE_BUFVEC_INIT(w->data_len);
+
+			buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			buf.buf[0].fd = w->fd;
+			buf.buf[0].pos = w->data_off;
+			fuse_reply_data(w->req, &buf, FUSE_BUF_SPLICE_MOVE);
+		}
+		break;
+	case WAIT_OPEN_LATEST:
+	case WAIT_OPEN_STATUS:
+		w->fi.fh = (uint64_t)(uintptr_t)w->handle;
+		if (fuse_reply_open(w->req, &w->fi) == -ENOENT)
+			engine_release(w->handle); /* the opener went away */
+		break;
+	case WAIT_LOOKUP:
+		fuse_reply_entry(w->req, &w->entry);
+		break;
+	case WAIT_WRITE:
+		fuse_reply_write(w->req, w->size);
+		break;
+	}
+}
+
+/* Takes ready waiters off the list (lock held) onto *out. */
+static void take(struct waiter *w, struct waiter **out)
+{
+	unlink_waiter(w);
+	w->state = WAIT_DONE;
+	w->next = *out;
+	*out = w;
+}
+
+/* Collects every listed waiter on target that can be answered now. */
+static void collect(void *target, struct waiter **out)
+{
+	struct waiter *w, *next;
+
+	for (w = waiters.next; w != &waiters; w = next) {
+		next = w->next;
+		if (w->target == target && evaluate(w))
+			take(w, out);
+	}
+}
+
+/* Answers the collected waiters (lock not held). */
+static void send_all(struct waiter *list)
+{
+	while (list) {
+		struct waiter *w = list;
+
+		list = w->next;
+		/* waits for an interrupt handler running on w, and stops new ones */
+		fuse_req_interrupt_func(w->req, NULL, NULL);
+		send_reply(w);
+		if (!w->owned_by_request)
+			free(w);
+	}
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+	struct waiter *w = data;
+	enum wait_state was;
+
+	engine_lock();
+	was = w->state;
+	if (was == WAIT_DONE) {
+		engine_unlock();
+		return;
+	}
+	if (was == WAIT_LISTED)
+		unlink_waiter(w);
+	w->state = WAIT_DONE;
+	engine_unlock();
+	if (w->kind == WAIT_OPEN_LATEST || w->kind == WAIT_OPEN_STATUS)
+		free_handle(w->handle);
+	fuse_reply_err(req, EINTR);
+	/* a NEW waiter is freed by park(), a write's by its request */
+	if (was == WAIT_LISTED && !w->owned_by_request)
+		free(w);
+}
+
+/* Parks w, or answers it at once when it is ready. Lock not held on entry or
+ * return. Returns 1 when w was listed (still waiting). */
+static int park(struct waiter *w)
+{
+	struct waiter *ready = NULL;
+
+	w->state = WAIT_NEW;
+	w->since_ms = http_now_ms();
+	if (config.timeout && (w->kind == WAIT_READ || w->kind == WAIT_OPEN_LATEST))
+		w->deadline_ms = w->since_ms + (long long)config.timeout * 1000;
+	fuse_req_interrupt_func(w->req, on_interrupt, w);
+	engine_lock();
+	if (w->state == WAIT_DONE) { /* interrupted already, and answered */
+		engine_unlock();
+		if (!w->owned_by_request)
+			free(w);
+		return 0;
+	}
+	if (w->kind != WAIT_WRITE && evaluate(w)) {
+		w->state = WAIT_DONE;
+		w->next = NULL;
+		ready = w;
+	} else {
+		link_waiter(w);
+	}
+	engine_unlock();
+	send_all(ready);
+	return ready == NULL;
+}
+
+static struct waiter *waiter_new(fuse_req_t req, enum wait_kind kind, void *target)
+{
+	struct waiter *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		fuse_reply_err(req, ENOMEM);
+		return NULL;
+	}
+	w->req = req;
+	w->kind = kind;
+	w->target = target;
+	w->fd = -1;
+	return w;
+}
+
+/* ---- objects -------------------------------------------------------------- */
+
+static unsigned hash_id(enum object_type type, const char *id)
+{
+	unsigned h = 2166136261u ^ (unsigned)type;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % HASH_BUCKETS;
+}
+
+static struct object *find_object(enum object_type type, const char *id)
+{
+	struct object *o;
+
+	for (o = buckets[hash_id(type, id)]; o; o = o->hash_next)
+		if (o->type == type && strcmp(o->id, id) == 0)
+			return o;
+	return NULL;
+}
+
+static int add_object(struct object *o, enum object_type type, const char *id)
+{
+	unsigned h;
+
+	if (object_count == object_alloc) {
+		unsigned grown = object_alloc ? object_alloc * 2 : 256;
+		struct object **table = realloc(objects, grown * sizeof(*table));
+
+		if (!table)
+			return -ENOMEM;
+		objects = table;
+		object_alloc = grown;
+	}
+	o->type = type;
+	snprintf(o->id, sizeof(o->id), "%s", id);
+	o->index = object_count;
+	objects[object_count++] = o;
+	h = hash_id(type, id);
+	o->hash_next = buckets[h];
+	buckets[h] = o;
+	return 0;
+}
+
+struct query *engine_query(const char *qid, int create)
+{
+	struct query *q = (struct query *)find_object(OBJECT_QUERY, qid);
+
+	if (q || !create)
+		return q;
+	q = calloc(1, sizeof(*q));
+	if (!q || add_object(&q->obj, OBJECT_QUERY, qid)) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+struct execution *engine_execution(const char *eid)
+{
+	return (struct execution *)find_object(OBJECT_EXECUTION, eid);
+}
+
+static struct execution *execution_new(const char *eid)
+{
+	struct execution *ex = engine_execution(eid);
+
+	if (ex)
+		return ex;
+	ex = calloc(1, sizeof(*ex));
+	if (!ex || add_object(&ex->obj, OBJECT_EXECUTION, eid)) {
+		free(ex);
+		return NULL;
+	}
+	for (int f = 0; f < FORMAT_COUNT; f++) {
+		struct result *r = &ex->results[f];
+		int fd;
+
+		r->ex = ex;
+		r->format = (enum result_format)f;
+		r->fd = -1;
+		buffer_init(&r->out, RESULT_OUT_CAP);
+		fd = cache_result_open(eid, r->format, &r->size);
+		if (fd >= 0) {
+			r->complete = 1;
+			close(fd);
+		} else {
+			r->size = 0;
+		}
+	}
+	return ex;
+}
+
+struct object *engine_object_by_ino(fuse_ino_t ino, enum file_kind *kind)
+{
+	unsigned index;
+
+	if (ino < INO_FIRST_OBJECT)
+		return NULL;
+	index = (unsigned)((ino - INO_FIRST_OBJECT) / INO_PER_OBJECT);
+	if (index >= object_count)
+		return NULL;
+	*kind = (enum file_kind)((ino - INO_FIRST_OBJECT) % INO_PER_OBJECT);
+	return objects[index];
+}
+
+fuse_ino_t engine_ino(const struct object *obj, enum file_kind kind)
+{
+	return INO_FIRST_OBJECT + (fuse_ino_t)obj->index * INO_PER_OBJECT + kind;
+}
+
+void engine_each(enum object_type type, void (*fn)(struct object *obj, void *data), void *data)
+{
+	for (unsigned i = 0; i < object_count; i++) {
+		struct object *o = objects[i];
+
+		if (o->type != type)
+			continue;
+		if (type == OBJECT_QUERY && !((struct query *)o)->listed)
+			continue;
+		if (type == OBJECT_EXECUTION && !((struct execution *)o)->known)
+			continue;
+		fn(o, data);
+	}
+}
+
+int engine_valid_qid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 18 || name[0] == '0')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+	return 1;
+}
+
+int engine_valid_eid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 64)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static void set_string(char **field, const char *value)
+{
+	free(*field);
+	*field = value ? strdup(value) : NULL;
+}
+
+/* ---- the index on disk ---------------------------------------------------- */
+
+static void persist_execution(struct execution *ex)
+{
+	cJSON *doc = cJSON_CreateObject();
+	char *text;
+
+	if (!doc)
+		return;
+	cJSON_AddStringToObject(doc, "query_id", ex->query_id);
+	cJSON_AddStringToObject(doc, "state", exec_state_word(ex->state));
+	if (ex->error)
+		cJSON_AddStringToObject(doc, "error", ex->error);
+	if (ex->document)
+		cJSON_AddStringToObject(doc, "status", ex->document);
+	text = cJSON_PrintUnformatted(doc);
+	if (text)
+		cache_put_entry("executions", ex->obj.id, text, strlen(text));
+	free(text);
+	cJSON_Delete(doc);
+}
+
+static void persist_query(struct query *q)
+{
+	cJSON *doc = cJSON_CreateObject();
+	char *text;
+
+	if (!doc)
+		return;
+	cJSON_AddStringToObject(doc, "last", q->last);
+	cJSON_AddStringToObject(doc, "latest", q->latest);
+	cJSON_AddNumberToObject(doc, "latest_checked", (double)q->latest_checked);
+	if (q->error)
+		cJSON_AddStringToObject(doc, "error", q->error);
+	text = cJSON_PrintUnformatted(doc);
+	if (text)
+		cache_put_entry("queries", q->obj.id, text, strlen(text));
+	free(text);
+	cJSON_Delete(doc);
+}
+
+static const char *json_string(const cJSON *doc, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+
+	return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static void load_execution(const char *eid, void *data)
+{
+	char *text = cache_get_entry("executions", eid);
+	cJSON *doc = text ? cJSON_Parse(text) : NULL;
+	struct execution *ex;
+	const char *qid = json_string(doc, "query_id");
+
+	(void)data;
+	if (doc && engine_valid_eid(eid) && qid && engine_valid_qid(qid) && (ex = execution_new(eid))) {
+		ex->known = 1;
+		snprintf(ex->query_id, sizeof(ex->query_id), "%s", qid);
+		ex->state = exec_state_from_word(json_string(doc, "state"));
+		set_string(&ex->error, json_string(doc, "error"));
+		set_string(&ex->document, json_string(doc, "status"));
+	} else {
+		log_info("ignoring unreadable index entry executions/%s", eid);
+	}
+	cJSON_Delete(doc);
+	free(text);
+}
+
+static void copy_id(char *out, size_t outlen, const char *id, int (*valid)(const char *))
+{
+	snprintf(out, outlen, "%s", id && valid(id) ? id : "");
+}
+
+static void load_query(const char *qid, void *data)
+{
+	char *text = cache_get_entry("queries", qid);
+	cJSON *doc = text ? cJSON_Parse(text) : NULL;
+	const cJSON *checked = cJSON_GetObjectItemCaseSensitive(doc, "latest_checked");
+	struct query *q;
+
+	(void)data;
+	if (doc && engine_valid_qid(qid) && (q = engine_query(qid, 1))) {
+		q->listed = 1;
+		copy_id(q->last, sizeof(q->last), json_string(doc, "last"), engine_valid_eid);
+		copy_id(q->latest, sizeof(q->latest), json_string(doc, "latest"), engine_valid_eid);
+		q->latest_checked = cJSON_IsNumber(checked) ? (time_t)checked->valuedouble : 0;
+		set_string(&q->error, json_string(doc, "error"));
+	} else {
+		log_info("ignoring unreadable index entry queries/%s", qid);
+	}
+	cJSON_Delete(doc);
+	free(text);
+}
+
+/* ---- turning replies into errors ----------------------------------------- */
+
+/* The outcome of a finished request as an api_error; 0 for a 2xx. */
+static int request_outcome(struct http_request *req, struct api_error *err)
+{
+	struct api_response resp = {req->status, req->headers.data, req->response.data,
+				    req->response.len};
+
+	memset(err, 0, sizeof(*err));
+	if (req->aborted)
+		return api_fail(err, req->abort_errno, req->status, "%s", strerror(req->abort_errno));
+	if (req->transport_failed)
+		return api_fail(err, EIO, 0, "API unreachable: %s", req->error);
+	if (req->status >= 200 && req->status < 300)
+		return 0;
+	config.backend->ops->error_parse(config.backend, &resp, err);
+	if (req->status == 401 || req->status == 403 || err->err == EACCES)
+		log_error("%s %s: HTTP %ld: the API key was rejected or lacks access: %s", req->method,
+			  req->url, req->status, err->message);
+	return -err->err;
+}
+
+static struct api_response response_of(struct http_request *req)
+{
+	struct api_response resp = {req->status, req->headers.data, req->response.data,
+				    req->response.len};
+
+	return resp;
+}
+
+static struct http_request *request_from(struct api_request *api)
+{
+	struct http_request *req = http_request_new(api->method, api->url, api->body);
+
+	if (req)
+		req->starts_run = api->starts_run;
+	api_request_free(api);
+	return req;
+}
+
+/* ---- downloads ------------------------------------------------------------ */
+
+static void download_request_done(struct http_request *req);
+
+static int download_submit(struct result *r, struct api_request *api);
+
+static void fail_download(struct result *r, const struct api_error *err)
+{
+	struct waiter *ready = NULL;
+
+	log_error("download of executions/%s/results.%s failed: %s", r->ex->obj.id,
+		  result_format_ext(r->format), err->message);
+	cache_result_abandon(r->ex->obj.id, r->format);
+	engine_lock();
+	r->downloading = 0;
+	r->error = err->err ? err->err : EIO;
+	set_string(&r->error_message, err->message);
+	if (r->decoder) {
+		r->decoder->ops->free(r->decoder);
+		r->decoder = NULL;
+	}
+	buffer_free(&r->out);
+	if (r->opens == 0 && r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	collect(r, &ready);
+	engine_unlock();
+	send_all(ready);
+}
+
+/* Writes what the decoder produced; bytes an earlier attempt at the same page
+ * wrote already are skipped, so a retried page resumes where it broke off. */
+static int flush_out(struct result *r)
+{
+	struct waiter *ready = NULL;
+	off_t pos = r->page_start + r->attempt_bytes;
+	size_t len = r->out.len, skip = 0;
+	off_t have = r->size; /* only this thread changes it */
+
+	if (len == 0)
+		return 0;
+	if (have > pos)
+		skip = (size_t)(have - pos) < len ? (size_t)(have - pos) : len;
+	for (size_t done = skip; done < len;) {
+		ssize_t n = pwrite(r->fd, r->out.data + done, len - done, pos + (off_t)done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	r->attempt_bytes += (off_t)len;
+	buffer_reset(&r->out);
+	if (pos + (off_t)len > have) {
+		engine_lock();
+		r->size = pos + (off_t)len;
+		if (r->waiters)
+			collect(r, &ready);
+		engine_unlock();
+		send_all(ready);
+	}
+	return 0;
+}
+
+static void download_attempt(struct http_request *req)
+{
+	struct result *r = req->data;
+
+	r->decoder->ops->page_begin(r->decoder);
+	r->attempt_bytes = 0;
+	buffer_reset(&r->out);
+}
+
+static int download_data(struct http_request *req, const char *data, size_t len)
+{
+	struct result *r = req->data;
+	struct api_error err;
+	int rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
+
+	if (rc)
+		return rc;
+	return flush_out(r);
+}
+
+static void finish_download(struct result *r)
+{
+	struct api_error err = {0};
+	struct waiter *ready = NULL;
+	int rc = r->decoder->ops->finish(r->decoder, &r->out, &err);
+
+	if (!rc)
+		rc = flush_out(r);
+	if (!rc)
+		rc = cache_result_commit(r->ex->obj.id, r->format, r->fd);
+	if (rc) {
+		if (!err.err)
+			api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+		fail_download(r, &err);
+		return;
+	}
+	engine_lock();
+	r->decoder->ops->free(r->decoder);
+	r->decoder = NULL;
+	buffer_free(&r->out);
+	r->complete = 1;
+	r->downloading = 0;
+	collect(r, &ready);
+	if (r->opens == 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	engine_unlock();
+	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
+		  result_format_ext(r->format), (long long)r->size);
+	send_all(ready);
+}
+
+static void download_request_done(struct http_request *req)
+{
+	struct result *r = req->data;
+	struct api_response resp = response_of(req);
+	struct api_error err;
+	char *next = NULL;
+	int rc = request_outcome(req, &err);
+
+	if (!rc)
+		rc = r->decoder->ops->page_end(r->decoder, &resp, &r->out, &next, &err);
+	if (!rc && (rc = flush_out(r)))
+		api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+	http_request_free(req);
+	if (rc) {
+		free(next);
+		fail_download(r, &err);
+		return;
+	}
+	if (!next) {
+		finish_download(r);
+		return;
+	}
+	if (!backend_same_origin(config.backend, next)) {
+		api_fail(&err, EIO, 0, "the next page points at another host; refused");
+		free(next);
+		fail_download(r, &err);
+		return;
+	}
+	r->page_start += r->attempt_bytes;
+	r->attempt_bytes = 0;
+	{
+		struct api_request api = {.method = "GET", .url = next};
+
+		if (download_submit(r, &api)) {
+			api_fail(&err, ENOMEM, 0, "out of memory");
+			fail_download(r, &err);
+		}
+	}
+}
+
+static int download_submit(struct result *r, struct api_request *api)
+{
+	struct http_request *req = request_from(api);
+
+	if (!req)
+		return -ENOMEM;
+	req->data = r;
+	req->on_attempt = download_attempt;
+	req->on_data = download_data;
+	req->on_done = download_request_done;
+	http_submit(req);
+	return 0;
+}
+
+/* Starts the one download of r (lock held). */
+static void start_download(struct result *r)
+{
+	struct exec_info info = {0};
+	struct api_request api = {0};
+	int fd;
+
+	if (r->complete || r->downloading)
+		return;
+	fd = cache_result_begin(r->ex->obj.id, r->format);
+	if (fd < 0) {
+		r->error = -fd;
+		set_string(&r->error_message, "cannot create a file in the cache directory");
+		log_error("executions/%s: cannot create a cache file: %s", r->ex->obj.id, strerror(-fd));
+		return;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = fd;
+	r->size = 0;
+	r->error = 0;
+	r->page_start = 0;
+	r->attempt_bytes = 0;
+	buffer_init(&r->out, RESULT_OUT_CAP);
+	r->decoder = config.backend->ops->decoder_new(config.backend, r->format);
+	snprintf(info.execution_id, sizeof(info.execution_id), "%s", r->ex->obj.id);
+	if (!r->decoder || config.backend->ops->result_request(config.backend, &info, r->format, &api) ||
+	    (r->downloading = 1, download_submit(r, &api))) {
+		r->downloading = 0;
+		r->error = ENOMEM;
+		return;
+	}
+	log_debug("downloading executions/%s/results.%s", r->ex->obj.id, result_format_ext(r->format));
+}
+
+/* ---- status polling ------------------------------------------------------- */
+
+struct poll_tick {
+	struct execution *ex;
+	int generation;
+};
+
+static void poll_fire(void *data, int cancelled);
+
+static void schedule_poll(struct execution *ex, long delay_ms)
+{
+	struct poll_tick *tick = malloc(sizeof(*tick));
+
+	if (!tick)
+		return;
+	tick->ex = ex;
+	tick->generation = ex->poll_generation;
+	http_later(delay_ms, poll_fire, tick);
+}
+
+/* Keeps a poll coming (lock held): one poller per execution. */
+static void ensure_polling(struct execution *ex)
+{
+	if (ex->poll_inflight || ex->poll_delay_ms)
+		return;
+	ex->poll_delay_ms = POLL_FIRST_MS;
+	schedule_poll(ex, 0);
+}
+
+/* Asks for the status now (lock held), replacing a poll scheduled later. */
+static void poll_now(struct execution *ex)
+{
+	if (ex->poll_inflight)
+		return;
+	ex->poll_generation++;
+	if (!ex->poll_delay_ms)
+		ex->poll_delay_ms = POLL_FIRST_MS;
+	schedule_poll(ex, 0);
+}
+
+static int interest(struct execution *ex)
+{
+	return ex->waiters + ex->results[0].waiters + ex->results[1].waiters;
+}
+
+static void poll_done(struct http_request *req);
+
+static void poll_fire(void *data, int cancelled)
+{
+	struct poll_tick *tick = data;
+	struct execution *ex = tick->ex;
+	struct api_request api = {0};
+	struct http_request *req;
+	int stale;
+
+	engine_lock();
+	stale = cancelled || tick->generation != ex->poll_generation || ex->poll_inflight;
+	free(tick);
+	if (stale) {
+		engine_unlock();
+		return;
+	}
+	req = config.backend->ops->status_request(config.backend, ex->obj.id, &api) ? NULL
+										 : request_from(&api);
+	if (!req) {
+		ex->poll_delay_ms = 0;
+		engine_unlock();
+		return;
+	}
+	ex->poll_inflight = 1;
+	req->data = ex;
+	req->on_done = poll_done;
+	engine_unlock();
+	http_submit(req);
+}
+
+/* Acts on a new state (lock held): downloads for readers, or their errors. */
+static void state_changed(struct execution *ex, struct waiter **ready)
+{
+	for (int f = 0; f < FORMAT_COUNT; f++) {
+		struct result *r = &ex->results[f];
+
+		if ((ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) && r->waiters)
+			start_download(r);
+		collect(r, ready);
+	}
+	collect(ex, ready);
+}
+
+static void apply_info(struct execution *ex, struct exec_info *info)
+{
+	int changed = !ex->known || ex->state != info->state;
+
+	ex->known = 1;
+	ex->missing_until_ms = 0;
+	ex->state = info->state;
+	if (info->query_id[0] && engine_valid_qid(info->query_id))
+		snprintf(ex->query_id, sizeof(ex->query_id), "%s", info->query_id);
+	if (info->error_message)
+		set_string(&ex->error, info->error_message);
+	if (info->document) {
+		free(ex->document);
+		ex->document = info->document;
+		info->document = NULL;
+	}
+	ex->status_at_ms = http_now_ms();
+	if (changed && ex->query_id[0])
+		persist_execution(ex);
+}
+
+static void poll_done(struct http_request *req)
+{
+	struct execution *ex = req->data;
+	struct api_response resp = response_of(req);
+	struct exec_info info = {0};
+	struct api_error err;
+	struct waiter *ready = NULL;
+	int rc = request_outcome(req, &err);
+
+	if (!rc)
+		rc = config.backend->ops->status_parse(config.backend, &resp, &info, &err);
+	engine_lock();
+	ex->poll_inflight = 0;
+	ex->lookup_error = 0;
+	if (!rc) {
+		apply_info(ex, &info);
+	} else if (err.err == ENOENT || (err.err == EINVAL && req->status == 400)) {
+		if (!ex->known)
+			ex->missing_until_ms = http_now_ms() + MISSING_CACHE_MS;
+		ex->lookup_error = ENOENT;
+	} else {
+		ex->lookup_error = err.err;
+		log_error("GET %s: %s", req->url, err.message);
+	}
+	ex->poll_done_ms = http_now_ms();
+	state_changed(ex, &ready);
+	if (!exec_state_is_terminal(ex->state) && interest(ex) &&
+	    (ex->known || ex->lookup_error == EIO || ex->lookup_error == EAGAIN)) {
+		schedule_poll(ex, ex->poll_delay_ms);
+		ex->poll_delay_ms = ex->poll_delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : ex->poll_delay_ms * 2;
+	} else {
+		ex->poll_delay_ms = 0;
+	}
+	engine_unlock();
+	exec_info_free(&info);
+	http_request_free(req);
+	send_all(ready);
+}
+
+/* ---- latest --------------------------------------------------------------- */
+
+static void latest_done(struct http_request *req)
+{
+	struct query *q = req->data;
+	struct api_response resp = response_of(req);
+	struct exec_info info = {0};
+	struct api_error err;
+	struct waiter *ready = NULL;
+	struct execution *ex = NULL;
+	int rc = request_outcome(req, &err);
+
+	if (!rc)
+		rc = config.backend->ops->latest_parse(config.backend, &resp, &info, &err);
+	if (!rc && !engine_valid_eid(info.execution_id))
+		rc = api_fail(&err, EIO, req->status, "the API named an invalid execution id");
+	engine_lock();
+	q->resolving = 0;
+	if (!rc)
+		ex = execution_new(info.execution_id);
+	if (ex) {
+		if (!info.query_id[0])
+			snprintf(info.query_id, sizeof(info.query_id), "%s", q->obj.id);
+		if (!ex->known || !exec_state_is_terminal(ex->state))
+			apply_info(ex, &info);
+		snprintf(q->latest, sizeof(q->latest), "%s", ex->obj.id);
+		q->latest_checked = time(NULL);
+		q->listed = 1;
+		q->resolve_error = 0;
+		set_string(&q->error, NULL);
+		persist_query(q);
+	} else {
+		if (!rc)
+			api_fail(&err, ENOMEM, 0, "out of memory");
+		if ((err.err == EIO || err.err == EAGAIN) && q->latest[0]) {
+			/* the API is away: the copy we hold is the best answer */
+			log_error("latest of queries/%s: %s; serving the cached result", q->obj.id,
+				  err.message);
+			q->resolve_error = 0;
+		} else {
+			log_error("GET %s: %s", req->url, err.message);
+			q->resolve_error = err.err;
+			set_string(&q->error, err.message);
+			if (q->listed)
+				persist_query(q);
+		}
+	}
+	collect(q, &ready);
+	engine_unlock();
+	exec_info_free(&info);
+	http_request_free(req);
+	send_all(ready);
+}
+
+static void resolve_latest(struct query *q)
+{
+	struct api_request api = {0};
+	struct http_request *req;
+
+	if (q->resolving)
+		return;
+	if (config.backend->ops->latest_request(config.backend, q->obj.id, &api) ||
+	    !(req = request_from(&api))) {
+		q->resolve_error = ENOMEM;
+		return;
+	}
+	q->resolving = 1;
+	req->data = q;
+	req->on_done = latest_done;
+	http_submit(req);
+}
+
+/* ---- opening and reading -------------------------------------------------- */
+
+static void bind_result(struct handle *h, struct result *r)
+{
+	h->result = r;
+	r->opens++;
+	if (r->complete && r->fd < 0) {
+		off_t size;
+		int fd = cache_result_open(r->ex->obj.id, r->format, &size);
+
+		if (fd >= 0) {
+			r->fd = fd;
+			r->size = size;
+		} else {
+			r->complete = 0; /* evicted or removed behind our back */
+			r->size = 0;
+		}
+	}
+	if (!r->downloading && r->error) {
+		r->error = 0; /* a new open tries again */
+		set_string(&r->error_message, NULL);
+	}
+}
+
+/* Open flags for a result: page cache only for complete, unchanged bytes. */
+static void result_open_flags(struct result *r, struct fuse_file_info *fi, char *page_cached)
+{
+	if (r->complete) {
+		fi->direct_io = 0;
+		fi->keep_cache = page_cached ? strcmp(page_cached, r->ex->obj.id) == 0 : 1;
+		if (page_cached)
+			snprintf(page_cached, 72, "%s", r->ex->obj.id);
+	} else {
+		fi->direct_io = 1;
+		fi->keep_cache = 0;
+		if (page_cached)
+			page_cached[0] = '\0';
+	}
+}
+
+static void fill_text(struct handle *h)
+{
+	free(h->text);
+	h->text = engine_file_text(h->obj, h->kind, &h->text_len);
+}
+
+static int evaluate_read(struct waiter *w)
+{
+	struct result *r = w->target;
+	struct execution *ex = r->ex;
+
+	if (r->size > w->off) {
+		w->fd = r->fd;
+		w->data_off = w->off;
+		w->data_len = (size_t)(r->size - w->off) < w->size ? (size_t)(r->size - w->off) : w->size;
+		return 1;
+	}
+	if (r->complete)
+		return 1; /* end of file */
+	if (r->error)
+		return w->err = r->error, 1;
+	switch (ex->state) {
+	case EXEC_SUCCESS:
+	case EXEC_PARTIAL:
+		start_download(r);
+		if (r->error)
+			return w->err = r->error, 1;
+		break;
+	case EXEC_FAILURE:
+		return w->err = EIO, 1;
+	case EXEC_CANCELLED:
+		return w->err = ECANCELED, 1;
+	case EXEC_EXPIRED:
+		return w->err = ENODATA, 1;
+	default:
+		if (ex->lookup_error && ex->lookup_error != EIO && ex->lookup_error != EAGAIN)
+			return w->err = ex->lookup_error, 1;
+		ensure_polling(ex);
+		break;
+	}
+	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+		return w->err = ETIMEDOUT, 1;
+	return 0;
+}
+
+/* Whether w can be answered now; decides its reply (lock held). */
+static int evaluate(struct waiter *w)
+{
+	struct query *q;
+	struct execution *ex;
+
+	switch (w->kind) {
+	case WAIT_READ:
+		return evaluate_read(w);
+	case WAIT_OPEN_LATEST:
+		q = w->target;
+		if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+			return w->err = ETIMEDOUT, 1;
+		if (q->resolving)
+			return 0;
+		if (q->resolve_error || !q->latest[0])
+			return w->err = q->resolve_error ? q->resolve_error : ENODATA, 1;
+		ex = execution_new(q->latest);
+		if (!ex)
+			return w->err = ENOMEM, 1;
+		bind_result(w->handle, &ex->results[w->handle->kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON]);
+		result_open_flags(w->handle->result, &w->fi,
+				  q->page_cached[w->handle->result->format]);
+		return 1;
+	case WAIT_OPEN_STATUS:
+		ex = w->target;
+		if (ex->poll_done_ms < w->since_ms)
+			return 0;
+		fill_text(w->handle);
+		return 1;
+	case WAIT_LOOKUP:
+		ex = w->target;
+		if (ex->known) {
+			memset(&w->entry, 0, sizeof(w->entry));
+			w->entry.ino = engine_ino(&ex->obj, FILE_DIR);
+			w->entry.attr_timeout = 1.0;
+			w->entry.entry_timeout = 1.0;
+			engine_fill_attr(&ex->obj, FILE_DIR, NULL, &w->entry.attr);
+			return 1;
+		}
+		if (ex->poll_done_ms < w->since_ms)
+			return 0;
+		return w->err = ex->lookup_error ? ex->lookup_error : ENOENT, 1;
+	case WAIT_WRITE:
+		return w->ready;
+	}
+	return 0;
+}
+
+void engine_lookup_execution(fuse_req_t req, const char *eid)
+{
+	struct execution *ex;
+	struct waiter *w;
+
+	engine_lock();
+	ex = engine_execution(eid);
+	if (ex && !ex->known && ex->missing_until_ms > http_now_ms()) {
+		engine_unlock();
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!ex)
+		ex = execution_new(eid);
+	if (!ex) {
+		engine_unlock();
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (!ex->known)
+		poll_now(ex);
+	engine_unlock();
+	w = waiter_new(req, WAIT_LOOKUP, ex);
+	if (!w)
+		return;
+	w->execution = ex;
+	park(w);
+}
+
+static void free_handle(struct handle *h)
+{
+	if (!h)
+		return;
+	free(h->text);
+	free(h);
+}
+
+void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct fuse_file_info *fi)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	struct waiter *w;
+	struct query *q;
+	struct execution *ex;
+
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->kind = kind;
+	h->obj = obj;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	engine_lock();
+	switch (kind) {
+	case FILE_LATEST_CSV:
+	case FILE_LATEST_JSON:
+		q = (struct query *)obj;
+		if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)config.max_age) {
+			ex = execution_new(q->latest);
+			if (ex) {
+				enum result_format f = kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON;
+
+				bind_result(h, &ex->results[f]);
+				result_open_flags(h->result, fi, q->page_cached[f]);
+				break;
+			}
+		}
+		resolve_latest(q);
+		engine_unlock();
+		w = waiter_new(req, WAIT_OPEN_LATEST, q);
+		if (!w) {
+			free_handle(h);
+			return;
+		}
+		w->handle = h;
+		w->fi = *fi;
+		park(w);
+		return;
+	case FILE_RESULTS_CSV:
+	case FILE_RESULTS_JSON:
+		ex = (struct execution *)obj;
+		bind_result(h, &ex->results[kind == FILE_RESULTS_CSV ? FORMAT_CSV : FORMAT_JSON]);
+		result_open_flags(h->result, fi, NULL);
+		break;
+	case FILE_STATUS:
+	case FILE_STATUS_JSON:
+	case FILE_EXEC_ERROR:
+		ex = (struct execution *)obj;
+		if (!exec_state_is_terminal(ex->state) &&
+		    http_now_ms() - ex->status_at_ms > STATUS_FRESH_MS) {
+			poll_now(ex);
+			engine_unlock();
+			w = waiter_new(req, WAIT_OPEN_STATUS, ex);
+			if (!w) {
+				free_handle(h);
+				return;
+			}
+			w->execution = ex;
+			w->handle = h;
+			w->fi = *fi;
+			park(w);
+			return;
+		}
+		fill_text(h);
+		break;
+	case FILE_QUERY_ERROR:
+		fill_text(h);
+		break;
+	default:
+		break;
+	}
+	engine_unlock();
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		engine_release(h);
+}
+
+void engine_release(struct handle *h)
+{
+	struct result *r;
+
+	if (!h)
+		return;
+	engine_lock();
+	r = h->result;
+	if (r && --r->opens == 0 && !r->downloading && r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	engine_unlock();
+	free_handle(h);
+}
+
+void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct waiter *w;
+
+	switch (h->kind) {
+	case FILE_RESULTS_CSV:
+	case FILE_RESULTS_JSON:
+	case FILE_LATEST_CSV:
+	case FILE_LATEST_JSON:
+		w = waiter_new(req, WAIT_READ, h->result);
+		if (!w)
+			return;
+		w->handle = h;
+		w->off = off;
+		w->size = size;
+		park(w);
+		return;
+	case FILE_EXECUTE:
+		/* the transaction file: the run this open file started */
+		if (h->execution_id[0]) {
+			char line[80];
+			size_t len = (size_t)snprintf(line, sizeof(line), "%s\n", h->execution_id);
+
+			if ((size_t)off >= len)
+				fuse_reply_buf(req, NULL, 0);
+			else
+				fuse_reply_buf(req, line + off, len - (size_t)off < size ? len - (size_t)off : size);
+			return;
+		}
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	default:
+		if (!h->text || (size_t)off >= h->text_len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->text + off,
+				       h->text_len - (size_t)off < size ? h->text_len - (size_t)off : size);
+		return;
+	}
+}
+
+/* ---- execute and cancel --------------------------------------------------- */
+
+static void finish_write(struct waiter *w, int err)
+{
+	struct waiter *ready = NULL;
+
+	/* lock held */
+	if (w->state == WAIT_LISTED) {
+		w->err = err;
+		w->ready = 1;
+		take(w, &ready);
+	}
+	engine_unlock();
+	if (ready)
+		send_all(ready);
+	free(w); /* owned_by_request: whoever answered, it is freed here */
+}
+
+static void execute_done(struct http_request *req)
+{
+	struct waiter *w = req->data;
+	struct query *q = w->query;
+	struct api_response resp = response_of(req);
+	struct exec_info info = {0};
+	struct api_error err;
+	struct execution *ex = NULL;
+	int rc = request_outcome(req, &err);
+
+	if (!rc)
+		rc = config.backend->ops->execute_parse(config.backend, &resp, &info, &err);
+	if (!rc && !engine_valid_eid(info.execution_id))
+		rc = api_fail(&err, EIO, req->status, "the API named an invalid execution id");
+	engine_lock();
+	if (!rc && !(ex = execution_new(info.execution_id)))
+		rc = api_fail(&err, ENOMEM, 0, "out of memory");
+	if (!rc) {
+		if (!info.query_id[0])
+			snprintf(info.query_id, sizeof(info.query_id), "%s", q->obj.id);
+		if (info.state == EXEC_UNKNOWN)
+			info.state = EXEC_PENDING;
+		apply_info(ex, &info);
+		ex->status_at_ms = 0; /* the execute reply is not a status document */
+		snprintf(q->last, sizeof(q->last), "%s", ex->obj.id);
+		q->listed = 1;
+		set_string(&q->error, NULL);
+		persist_query(q);
+		if (w->state == WAIT_LISTED)
+			snprintf(w->handle->execution_id, sizeof(w->handle->execution_id), "%s", ex->obj.id);
+		log_info("queries/%s/execute: started execution %s", q->obj.id, ex->obj.id);
+	} else {
+		log_error("POST %s: %s", req->url, err.message);
+		set_string(&q->error, err.message);
+		if (q->listed)
+			persist_query(q);
+	}
+	exec_info_free(&info);
+	http_request_free(req);
+	finish_write(w, rc ? err.err : 0);
+}
+
+void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size)
+{
+	struct api_request api = {0};
+	struct api_error err = {0};
+	struct http_request *http;
+	struct waiter *w;
+	cJSON *params = NULL;
+	char why[256];
+	int rc;
+
+	rc = params_parse(buf, size, &params, why, sizeof(why));
+	if (!rc)
+		rc = config.backend->ops->execute_request(config.backend, q->obj.id, params, &api, &err);
+	else
+		api_fail(&err, EINVAL, 0, "%s", why);
+	cJSON_Delete(params);
+	if (rc || !(http = request_from(&api))) {
+		if (!rc)
+			api_fail(&err, ENOMEM, 0, "out of memory");
+		log_error("queries/%s/execute: %s", q->obj.id, err.message);
+		engine_lock();
+		set_string(&q->error, err.message);
+		engine_unlock();
+		fuse_reply_err(req, err.err);
+		return;
+	}
+	w = waiter_new(req, WAIT_WRITE, NULL);
+	if (!w) {
+		http_request_free(http);
+		return;
+	}
+	w->target = w;
+	w->owned_by_request = 1;
+	w->query = q;
+	w->handle = h;
+	w->size = size;
+	http->data = w;
+	http->on_done = execute_done;
+	if (park(w))
+		http_submit(http);
+	else
+		http_request_free(http);
+}
+
+static void cancel_done(struct http_request *req)
+{
+	struct waiter *w = req->data;
+	struct execution *ex = w->execution;
+	struct api_response resp = response_of(req);
+	struct api_error err;
+	int rc = request_outcome(req, &err);
+
+	if (!rc)
+		rc = config.backend->ops->cancel_parse(config.backend, &resp, &err);
+	if (rc)
+		log_error("POST %s: %s", req->url, err.message);
+	else
+		log_info("executions/%s/cancel: cancel requested", ex->obj.id);
+	http_request_free(req);
+	engine_lock();
+	if (!rc)
+		poll_now(ex);
+	finish_write(w, rc ? err.err : 0);
+}
+
+void engine_cancel(fuse_req_t req, struct execution *ex, size_t size)
+{
+	struct api_request api = {0};
+	struct http_request *http;
+	struct waiter *w;
+
+	if (config.backend->ops->cancel_request(config.backend, ex->obj.id, &api) ||
+	    !(http = request_from(&api))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	w = waiter_new(req, WAIT_WRITE, NULL);
+	if (!w) {
+		http_request_free(http);
+		return;
+	}
+	w->target = w;
+	w->owned_by_request = 1;
+	w->execution = ex;
+	w->size = size;
+	http->data = w;
+	http->on_done = cancel_done;
+	if (park(w))
+		http_submit(http);
+	else
+		http_request_free(http);
+}
+
+/* ---- attributes and generated files -------------------------------------- */
+
+off_t engine_file_size(struct object *obj, enum file_kind kind, struct handle *h)
+{
+	struct result *r = h ? h->result : NULL;
+
+	if (!r) {
+		if (kind == FILE_RESULTS_CSV || kind == FILE_RESULTS_JSON) {
+			r = &((struct execution *)obj)->results[kind == FILE_RESULTS_CSV ? FORMAT_CSV
+											  : FORMAT_JSON];
+		} else if (kind == FILE_LATEST_CSV || kind == FILE_LATEST_JSON) {
+			struct query *q = (struct query *)obj;
+			struct execution *ex = q->latest[0] ? engine_execution(q->latest) : NULL;
+
+			if (ex)
+				r = &ex->results[kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON];
+		}
+	}
+	return r && r->complete ? r->size : 0;
+}
+
+static char *text_line(const char *s, size_t *len)
+{
+	char *out;
+
+	if (!s || !*s) {
+		*len = 0;
+		return strdup("");
+	}
+	*len = strlen(s);
+	out = malloc(*len + 2);
+	if (!out)
+		return NULL;
+	memcpy(out, s, *len);
+	if (s[*len - 1] != '\n')
+		out[(*len)++] = '\n';
+	out[*len] = '\0';
+	return out;
+}
+
+char *engine_file_text(struct object *obj, enum file_kind kind, size_t *len)
+{
+	struct execution *ex = (struct execution *)obj;
+	struct query *q = (struct query *)obj;
+
+	switch (kind) {
+	case FILE_STATUS:
+		return text_line(exec_state_word(ex->state), len);
+	case FILE_STATUS_JSON:
+		return text_line(ex->document, len);
+	case FILE_EXEC_ERROR:
+		if (ex->error)
+			return text_line(ex->error, len);
+		for (int f = 0; f < FORMAT_COUNT; f++)
+			if (ex->results[f].error_message)
+				return text_line(ex->results[f].error_message, len);
+		return text_line(NULL, len);
+	case FILE_QUERY_ERROR:
+		return text_line(q->error, len);
+	default:
+		return text_line(NULL, len);
+	}
+}
+
+void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h, struct stat *st)
+{
+	struct execution *ex = (struct execution *)obj;
+	struct query *q = (struct query *)obj;
+	size_t len = 0;
+	char *text;
+
+	memset(st, 0, sizeof(*st));
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_nlink = 1;
+	st->st_atime = st->st_mtime = st->st_ctime = mount_time;
+	st->st_ino = obj ? engine_ino(obj, kind) : 0;
+	switch (kind) {
+	case FILE_DIR:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		break;
+	case FILE_EXECUTE:
+		st->st_mode = S_IFREG | 0644;
+		break;
+	case FILE_CANCEL:
+		st->st_mode = S_IFREG | 0200;
+		break;
+	case FILE_LAST:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_size = (off_t)(strlen("../../executions/") + strlen(q->last));
+		break;
+	case FILE_QUERY_LINK:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_size = (off_t)(strlen("../../queries/") + strlen(ex->query_id));
+		break;
+	case FILE_LATEST_CSV:
+	case FILE_LATEST_JSON:
+	case FILE_RESULTS_CSV:
+	case FILE_RESULTS_JSON:
+		st->st_mode = S_IFREG | 0444;
+		st->st_size = engine_file_size(obj, kind, h);
+		break;
+	default:
+		st->st_mode = S_IFREG | 0444;
+		text = engine_file_text(obj, kind, &len);
+		free(text);
+		st->st_size = (off_t)len;
+		break;
+	}
+	st->st_blocks = (st->st_size + 511) / 512;
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+static void sweep_timeouts(void *data, int cancelled)
+{
+	struct waiter *w, *next, *ready = NULL;
+	long long now = http_now_ms();
+
+	(void)data;
+	if (cancelled)
+		return;
+	engine_lock();
+	for (w = waiters.next; w != &waiters; w = next) {
+		next = w->next;
+		if (w->deadline_ms && now >= w->deadline_ms && evaluate(w))
+			take(w, &ready);
+	}
+	engine_unlock();
+	send_all(ready);
+	http_later(250, sweep_timeouts, NULL);
+}
+
+int engine_init(const struct engine_config *cfg)
+{
+	int rc;
+
+	config = *cfg;
+	mount_time = time(NULL);
+	cache_list_entries("executions", load_execution, NULL);
+	cache_list_entries("queries", load_query, NULL);
+	rc = 0;
+	if (config.timeout)
+		http_later(250, sweep_timeouts, NULL);
+	return rc;
+}
+
+void engine_shutdown(void)
+{
+	struct waiter *w, *next, *ready = NULL;
+
+	engine_lock();
+	for (w = waiters.next; w != &waiters; w = next) {
+		next = w->next;
+		w->err = ENOTCONN;
+		w->ready = 1;
+		take(w, &ready);
+	}
+	engine_unlock();
+	/* writes are freed by their requests, which http_stop() ends */
+	while (ready) {
+		w = ready;
+		ready = w->next;
+		fuse_req_interrupt_func(w->req, NULL, NULL);
+		send_reply(w);
+		if (!w->owned_by_request)
+			free(w);
+	}
+	http_stop();
+	for (unsigned i = 0; i < object_count; i++) {
+		struct object *o = objects[i];
+
+		if (o->type == OBJECT_QUERY) {
+			free(((struct query *)o)->error);
+		} else {
+			struct execution *ex = (struct execution *)o;
+
+			free(ex->error);
+			free(ex->document);
+			for (int f = 0; f < FORMAT_COUNT; f++) {
+				struct result *r = &ex->results[f];
+
+				if (r->fd >= 0)
+					close(r->fd);
+				if (r->decoder)
+					r->decoder->ops->free(r->decoder);
+				buffer_free(&r->out);
+				free(r->error_message);
+			}
+		}
+		free(o);
+	}
+	free(objects);
+	objects = NULL;
+	object_count = object_alloc = 0;
+}

@@ -1,0 +1,454 @@
+/* fs.c - names, attributes and the operations table.
+ *
+ * Handlers never wait on the network: they answer from the engine's state
+ * or hand the request to the engine, which answers it later.
+ */
+#include "fs.h"
+#include "buffer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct name_entry {
+	const char *name;
+	enum file_kind kind;
+};
+
+static const struct name_entry query_files[] = {
+	{"latest.csv", FILE_LATEST_CSV}, {"latest.json", FILE_LATEST_JSON},
+	{"execute", FILE_EXECUTE},	 {"last", FILE_LAST},
+	{"error", FILE_QUERY_ERROR},
+};
+
+static const struct name_entry execution_files[] = {
+	{"status", FILE_STATUS},	   {"status.json", FILE_STATUS_JSON},
+	{"results.csv", FILE_RESULTS_CSV}, {"results.json", FILE_RESULTS_JSON},
+	{"error", FILE_EXEC_ERROR},	   {"cancel", FILE_CANCEL},
+	{"query", FILE_QUERY_LINK},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+}
+
+/* Whether a file exists right now under its object (lock held). */
+static int file_present(struct object *obj, enum file_kind kind)
+{
+	if (kind == FILE_LAST)
+		return ((struct query *)obj)->last[0] != '\0';
+	if (kind == FILE_QUERY_LINK)
+		return ((struct execution *)obj)->query_id[0] != '\0';
+	return 1;
+}
+
+/* Attributes that change (sizes, states, links) are never cached. */
+static double attr_timeout_for(enum file_kind kind)
+{
+	return kind == FILE_DIR || kind == FILE_EXECUTE || kind == FILE_CANCEL ? 1.0 : 0.0;
+}
+
+static void fill_static_dir(fuse_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+}
+
+static void reply_object_entry(fuse_req_t req, struct object *obj, enum file_kind kind)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = engine_ino(obj, kind);
+	e.attr_timeout = attr_timeout_for(kind);
+	e.entry_timeout = kind == FILE_LAST || kind == FILE_QUERY_LINK ? 0.0 : 1.0;
+	engine_fill_attr(obj, kind, NULL, &e.attr);
+	engine_unlock();
+	fuse_reply_entry(req, &e);
+}
+
+static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	enum file_kind kind;
+	struct object *obj;
+	const struct name_entry *names;
+	size_t count;
+
+	if (parent == INO_ROOT) {
+		memset(&e, 0, sizeof(e));
+		if (strcmp(name, "queries") == 0)
+			e.ino = INO_QUERIES;
+		else if (strcmp(name, "executions") == 0)
+			e.ino = INO_EXECUTIONS;
+		else
+			return (void)fuse_reply_err(req, ENOENT);
+		fill_static_dir(e.ino, &e.attr);
+		e.attr_timeout = e.entry_timeout = 3600.0;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (parent == INO_QUERIES) {
+		struct query *q;
+
+		if (!engine_valid_qid(name))
+			return (void)fuse_reply_err(req, ENOENT);
+		engine_lock();
+		q = engine_query(name, 1);
+		if (!q) {
+			engine_unlock();
+			return (void)fuse_reply_err(req, ENOMEM);
+		}
+		reply_object_entry(req, &q->obj, FILE_DIR);
+		return;
+	}
+	if (parent == INO_EXECUTIONS) {
+		struct execution *ex;
+
+		if (!engine_valid_eid(name))
+			return (void)fuse_reply_err(req, ENOENT);
+		engine_lock();
+		ex = engine_execution(name);
+		if (ex && ex->known) {
+			reply_object_entry(req, &ex->obj, FILE_DIR);
+			return;
+		}
+		engine_unlock();
+		engine_lookup_execution(req, name);
+		return;
+	}
+	engine_lock();
+	obj = engine_object_by_ino(parent, &kind);
+	if (!obj || kind != FILE_DIR) {
+		engine_unlock();
+		return (void)fuse_reply_err(req, obj ? ENOTDIR : ENOENT);
+	}
+	names = obj->type == OBJECT_QUERY ? query_files : execution_files;
+	count = obj->type == OBJECT_QUERY ? COUNT(query_files) : COUNT(execution_files);
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(name, names[i].name) == 0 && file_present(obj, names[i].kind)) {
+			reply_object_entry(req, obj, names[i].kind);
+			return;
+		}
+	engine_unlock();
+	fuse_reply_err(req, ENOENT);
+}
+
+static void do_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	enum file_kind kind;
+	struct object *obj;
+
+	if (ino == INO_ROOT || ino == INO_QUERIES || ino == INO_EXECUTIONS) {
+		fill_static_dir(ino, &st);
+		fuse_reply_attr(req, &st, 3600.0);
+		return;
+	}
+	engine_lock();
+	obj = engine_object_by_ino(ino, &kind);
+	if (!obj || kind >= FILE_KIND_COUNT) {
+		engine_unlock();
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	engine_fill_attr(obj, kind, handle_of(fi), &st);
+	engine_unlock();
+	fuse_reply_attr(req, &st, attr_timeout_for(kind));
+}
+
+static void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	enum file_kind kind = FILE_DIR;
+	struct object *obj;
+	struct stat st;
+
+	(void)attr;
+	engine_lock();
+	obj = engine_object_by_ino(ino, &kind);
+	/* `echo x > execute` truncates first: allowed, and a no-op */
+	if (!obj || (kind != FILE_EXECUTE && kind != FILE_CANCEL) ||
+	    (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) ||
+	    ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0)) {
+		engine_unlock();
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	engine_fill_attr(obj, kind, handle_of(fi), &st);
+	engine_unlock();
+	fuse_reply_attr(req, &st, attr_timeout_for(kind));
+}
+
+static void do_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char target[256];
+	enum file_kind kind;
+	struct object *obj;
+
+	engine_lock();
+	obj = engine_object_by_ino(ino, &kind);
+	if (obj && kind == FILE_LAST && ((struct query *)obj)->last[0]) {
+		snprintf(target, sizeof(target), "../../executions/%s", ((struct query *)obj)->last);
+	} else if (obj && kind == FILE_QUERY_LINK && ((struct execution *)obj)->query_id[0]) {
+		snprintf(target, sizeof(target), "../../queries/%s", ((struct execution *)obj)->query_id);
+	} else {
+		engine_unlock();
+		fuse_reply_err(req, obj ? EINVAL : ENOENT);
+		return;
+	}
+	engine_unlock();
+	fuse_reply_readlink(req, target);
+}
+
+/* A directory listing is taken whole at opendir and served from there. */
+struct listing {
+	fuse_req_t req;
+	struct buffer buf;
+};
+
+static void add_entry(struct listing *l, const char *name, fuse_ino_t ino, mode_t mode)
+{
+	struct stat st;
+	size_t need = fuse_add_direntry(l->req, NULL, 0, name, NULL, 0);
+	size_t old = l->buf.len;
+	char *spare;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = mode;
+	spare = calloc(1, need);
+	if (!spare || buffer_append(&l->buf, spare, need)) {
+		free(spare);
+		return;
+	}
+	free(spare);
+	fuse_add_direntry(l->req, l->buf.data + old, need, name, &st, (off_t)l->buf.len);
+}
+
+static void add_object_entry(struct object *obj, void *data)
+{
+	add_entry(data, obj->id, engine_ino(obj, FILE_DIR), S_IFDIR);
+}
+
+static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct listing *l = calloc(1, sizeof(*l));
+	enum file_kind kind;
+	struct object *obj;
+
+	if (!l)
+		return (void)fuse_reply_err(req, ENOMEM);
+	l->req = req;
+	buffer_init(&l->buf, 256u << 20);
+	add_entry(l, ".", ino, S_IFDIR);
+	add_entry(l, "..", INO_ROOT, S_IFDIR);
+	engine_lock();
+	if (ino == INO_ROOT) {
+		add_entry(l, "queries", INO_QUERIES, S_IFDIR);
+		add_entry(l, "executions", INO_EXECUTIONS, S_IFDIR);
+	} else if (ino == INO_QUERIES) {
+		engine_each(OBJECT_QUERY, add_object_entry, l);
+	} else if (ino == INO_EXECUTIONS) {
+		engine_each(OBJECT_EXECUTION, add_object_entry, l);
+	} else if ((obj = engine_object_by_ino(ino, &kind)) && kind == FILE_DIR) {
+		const struct name_entry *names = obj->type == OBJECT_QUERY ? query_files : execution_files;
+		size_t count = obj->type == OBJECT_QUERY ? COUNT(query_files) : COUNT(execution_files);
+
+		for (size_t i = 0; i < count; i++) {
+			struct stat st;
+
+			if (!file_present(obj, names[i].kind))
+				continue;
+			engine_fill_attr(obj, names[i].kind, NULL, &st);
+			add_entry(l, names[i].name, engine_ino(obj, names[i].kind), st.st_mode);
+		}
+	} else {
+		engine_unlock();
+		buffer_free(&l->buf);
+		free(l);
+		return (void)fuse_reply_err(req, ENOTDIR);
+	}
+	engine_unlock();
+	fi->fh = (uint64_t)(uintptr_t)l;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if ((size_t)off >= l->buf.len)
+		return (void)fuse_reply_buf(req, NULL, 0);
+	/* entries are whole: cut at the last one that fits */
+	{
+		size_t end = (size_t)off, next = (size_t)off;
+
+		while (next < l->buf.len) {
+			const struct fuse_dirent {
+				uint64_t ino;
+				uint64_t off;
+				uint32_t namelen;
+				uint32_t type;
+			} *d = (const void *)(l->buf.data + next);
+
+			if (d->off - (size_t)off > size)
+				break;
+			end = next = d->off;
+		}
+		fuse_reply_buf(req, l->buf.data + off, end - (size_t)off);
+	}
+}
+
+static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	buffer_free(&l->buf);
+	free(l);
+	fuse_reply_err(req, 0);
+}
+
+static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	enum file_kind kind;
+	struct object *obj;
+	int writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+
+	engine_lock();
+	obj = engine_object_by_ino(ino, &kind);
+	engine_unlock();
+	if (!obj || kind == FILE_DIR || kind >= FILE_KIND_COUNT)
+		return (void)fuse_reply_err(req, obj ? EISDIR : ENOENT);
+	if (writing && kind != FILE_EXECUTE && kind != FILE_CANCEL)
+		return (void)fuse_reply_err(req, EACCES);
+	if (kind == FILE_CANCEL && (fi->flags & O_ACCMODE) != O_WRONLY)
+		return (void)fuse_reply_err(req, EACCES);
+	engine_open(req, obj, kind, fi);
+}
+
+static void do_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	engine_read(req, handle_of(fi), size, off);
+}
+
+static void do_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	(void)ino;
+	(void)off;
+	if (h->kind == FILE_EXECUTE)
+		engine_execute(req, (struct query *)h->obj, h, buf, size);
+	else if (h->kind == FILE_CANCEL)
+		engine_cancel(req, (struct execution *)h->obj, size);
+	else
+		fuse_reply_err(req, EBADF);
+}
+
+static void do_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	engine_release(handle_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+/* The namespace is the API's: nothing can be created, removed or renamed. */
+static void do_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent, (void)name, (void)mode, (void)rdev;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)parent, (void)name, (void)mode, (void)fi;
+	fuse_reply_err(req, EPERM);
+}
+
+static void do_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	(void)ino;
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+const struct fuse_lowlevel_ops fs_operations = {
+	.lookup = do_lookup,
+	.getattr = do_getattr,
+	.setattr = do_setattr,
+	.readlink = do_readlink,
+	.mknod = do_mknod,
+	.mkdir = do_mkdir,
+	.unlink = do_unlink,
+	.rmdir = do_unlink,
+	.symlink = do_symlink,
+	.rename = do_rename,
+	.link = do_link,
+	.open = do_open,
+	.read = do_read,
+	.write = do_write,
+	.release = do_release,
+	.opendir = do_opendir,
+	.readdir = do_readdir,
+	.releasedir = do_releasedir,
+	.statfs = do_statfs,
+	.create = do_create,
+};

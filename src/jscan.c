@@ -1,0 +1,251 @@
+/* jscan.c - a validating JSON skipper that reports spans. */
+#include "jscan.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define JSCAN_MAX_DEPTH 256
+
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+	p++; /* the opening quote */
+	while (p < end) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\') {
+			if (++p >= end)
+				return NULL;
+			if (*p == 'u') {
+				if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) ||
+				    !is_hex(p[3]) || !is_hex(p[4]))
+					return NULL;
+				p += 4;
+			} else if (!strchr("\"\\/bfnrt", *p)) {
+				return NULL;
+			}
+		}
+		p++;
+	}
+	return NULL;
+}
+
+static const char *skip_number(const char *p, const char *end)
+{
+	if (p < end && *p == '-')
+		p++;
+	if (p >= end || !is_digit(*p))
+		return NULL;
+	if (*p == '0')
+		p++;
+	else
+		while (p < end && is_digit(*p))
+			p++;
+	if (p < end && *p == '.') {
+		p++;
+		if (p >= end || !is_digit(*p))
+			return NULL;
+		while (p < end && is_digit(*p))
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= end || !is_digit(*p))
+			return NULL;
+		while (p < end && is_digit(*p))
+			p++;
+	}
+	return p;
+}
+
+static const char *skip_literal(const char *p, const char *end, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(end - p) < n || memcmp(p, word, n) != 0)
+		return NULL;
+	return p + n;
+}
+
+static const char *skip_value(const char *p, const char *end, int depth);
+
+static const char *skip_container(const char *p, const char *end, int depth)
+{
+	char close = *p == '{' ? '}' : ']';
+	int is_object = *p == '{';
+	int first = 1;
+
+	if (depth > JSCAN_MAX_DEPTH)
+		return NULL;
+	p = skip_space(p + 1, end);
+	if (p < end && *p == close)
+		return p + 1;
+	for (;;) {
+		if (!first) {
+			p = skip_space(p, end);
+			if (p >= end)
+				return NULL;
+			if (*p == close)
+				return p + 1;
+			if (*p != ',')
+				return NULL;
+			p++;
+		}
+		first = 0;
+		p = skip_space(p, end);
+		if (is_object) {
+			if (p >= end || *p != '"')
+				return NULL;
+			p = skip_string(p, end);
+			if (!p)
+				return NULL;
+			p = skip_space(p, end);
+			if (p >= end || *p != ':')
+				return NULL;
+			p++;
+		}
+		p = skip_value(p, end, depth + 1);
+		if (!p)
+			return NULL;
+	}
+}
+
+/* Skips one value starting at p (whitespace first). NULL on a syntax error. */
+static const char *skip_value(const char *p, const char *end, int depth)
+{
+	p = skip_space(p, end);
+	if (p >= end)
+		return NULL;
+	switch (*p) {
+	case '{':
+	case '[':
+		return skip_container(p, end, depth);
+	case '"':
+		return skip_string(p, end);
+	case 't':
+		return skip_literal(p, end, "true");
+	case 'f':
+		return skip_literal(p, end, "false");
+	case 'n':
+		return skip_literal(p, end, "null");
+	default:
+		return skip_number(p, end);
+	}
+}
+
+int jscan_document(const char *text, size_t len, struct jspan *value)
+{
+	const char *end = text + len;
+	const char *start = skip_space(text, end);
+	const char *after = skip_value(start, end, 0);
+
+	if (!after || skip_space(after, end) != end)
+		return -EINVAL;
+	value->start = start;
+	value->len = (size_t)(after - start);
+	return 0;
+}
+
+int jscan_object_begin(struct jspan object, struct jscan_iter *it)
+{
+	if (object.len < 2 || object.start[0] != '{')
+		return -EINVAL;
+	it->p = object.start + 1;
+	it->end = object.start + object.len - 1; /* the closing brace */
+	it->count = 0;
+	return 0;
+}
+
+int jscan_object_next(struct jscan_iter *it, struct jspan *key, struct jspan *value)
+{
+	const char *p = skip_space(it->p, it->end);
+	const char *after;
+
+	if (p >= it->end)
+		return 0;
+	if (it->count > 0) {
+		if (*p != ',')
+			return -EINVAL;
+		p = skip_space(p + 1, it->end);
+	}
+	if (p >= it->end || *p != '"')
+		return -EINVAL;
+	after = skip_string(p, it->end);
+	if (!after)
+		return -EINVAL;
+	key->start = p;
+	key->len = (size_t)(after - p);
+	p = skip_space(after, it->end);
+	if (p >= it->end || *p != ':')
+		return -EINVAL;
+	p = skip_space(p + 1, it->end);
+	after = skip_value(p, it->end, 1);
+	if (!after)
+		return -EINVAL;
+	value->start = p;
+	value->len = (size_t)(after - p);
+	it->p = after;
+	it->count++;
+	return 1;
+}
+
+int jscan_key_is(struct jspan key, const char *name)
+{
+	size_t n = strlen(name);
+
+	return key.len == n + 2 && memcmp(key.start + 1, name, n) == 0;
+}
+
+int jscan_find(struct jspan object, const char *name, struct jspan *value)
+{
+	struct jscan_iter it;
+	struct jspan key, v;
+	int rc;
+
+	if (jscan_object_begin(object, &it))
+		return -EINVAL;
+	while ((rc = jscan_object_next(&it, &key, &v)) == 1) {
+		if (jscan_key_is(key, name)) {
+			*value = v;
+			return 1;
+		}
+	}
+	return rc;
+}
+
+int jscan_array_inner(struct jspan array, struct jspan *inner)
+{
+	const char *p, *end;
+
+	if (array.len < 2 || array.start[0] != '[')
+		return -EINVAL;
+	p = skip_space(array.start + 1, array.start + array.len - 1);
+	end = array.start + array.len - 1;
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	inner->start = p;
+	inner->len = (size_t)(end - p);
+	return 0;
+}

@@ -1,0 +1,345 @@
+/* main.c - the command line, the API key, and mounting.
+ *
+ *   execfs [OPTIONS] SOURCE MOUNTPOINT
+ */
+#include "cache.h"
+#include "engine.h"
+#include "fs.h"
+#include "http.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct options {
+	char *source;
+	char *key_file;
+	char *api_key;
+	char *cache_dir;
+	char *cache_size;
+	char *performance;
+	char *ca_file;
+	unsigned max_age;
+	unsigned timeout;
+	int show_help;
+	int show_version;
+};
+
+#define OPTION(t, p) {t, offsetof(struct options, p), 1}
+
+static const struct fuse_opt option_spec[] = {
+	OPTION("key_file=%s", key_file),
+	OPTION("api_key=%s", api_key),
+	OPTION("cache_dir=%s", cache_dir),
+	OPTION("cache_size=%s", cache_size),
+	OPTION("performance=%s", performance),
+	OPTION("ca_file=%s", ca_file),
+	OPTION("max_age=%u", max_age),
+	OPTION("timeout=%u", timeout),
+	OPTION("-h", show_help),
+	OPTION("--help", show_help),
+	OPTION("-V", show_version),
+	OPTION("--version", show_version),
+	FUSE_OPT_END
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [OPTIONS] SOURCE MOUNTPOINT\n"
+	       "\n"
+	       "Exposes the query executions of an analytics API as files.\n"
+	       "\n"
+	       "SOURCE:\n"
+	       "    dune                   the public Dune API (https://api.dune.com/api/v1)\n"
+	       "    dune:URL               a Dune-compatible API at URL\n"
+	       "\n"
+	       "The API key comes from -o key_file=PATH (owned by you, mode 0600 or\n"
+	       "stricter), else EXECFS_API_KEY, else DUNE_API_KEY. It is never accepted\n"
+	       "on the command line.\n"
+	       "\n"
+	       "execfs options:\n"
+	       "    -o key_file=PATH       file holding the API key\n"
+	       "    -o cache_dir=PATH      results and the execution index\n"
+	       "                           (default $XDG_CACHE_HOME/execfs/<source>)\n"
+	       "    -o cache_size=SIZE     cap on cached result bytes (default 10G)\n"
+	       "    -o max_age=SECONDS     reuse a latest.* answer this long (default 300)\n"
+	       "    -o timeout=SECONDS     longest a read waits for a run; 0 = no limit (default 0)\n"
+	       "    -o performance=medium|large  dune: engine size for new executions\n"
+	       "    -o ca_file=PATH        CA bundle for https (certificates are always verified)\n"
+	       "    -h, --help             this help\n"
+	       "    -V, --version          the version\n"
+	       "\n",
+	       prog);
+}
+
+static int take_source(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *opts = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && !opts->source) {
+		opts->source = strdup(arg);
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads the key from key_file, refusing a file others could read. */
+static char *read_key_file(const char *path)
+{
+	struct stat st;
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		fprintf(stderr, "execfs: cannot open key_file %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "execfs: key_file %s is not a regular file\n", path);
+		close(fd);
+		return NULL;
+	}
+	if (st.st_uid != getuid() || (st.st_mode & 077)) {
+		fprintf(stderr,
+			"execfs: key_file %s is refused: it must be owned by you and not readable "
+			"by group or others (chmod 600 %s)\n",
+			path, path);
+		close(fd);
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		fprintf(stderr, "execfs: cannot read key_file %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf[n] = '\0';
+	while (n > 0 && isspace((unsigned char)buf[n - 1]))
+		buf[--n] = '\0';
+	if (n == 0) {
+		fprintf(stderr, "execfs: key_file %s is empty\n", path);
+		return NULL;
+	}
+	if (strpbrk(buf, "\r\n")) {
+		fprintf(stderr, "execfs: key_file %s holds more than one line\n", path);
+		explicit_bzero(buf, sizeof(buf));
+		return NULL;
+	}
+	{
+		char *key = strdup(buf);
+
+		explicit_bzero(buf, sizeof(buf));
+		return key;
+	}
+}
+
+static char *find_key(const struct options *opts, const struct backend *b)
+{
+	const char *env;
+
+	if (opts->key_file)
+		return read_key_file(opts->key_file);
+	env = getenv("EXECFS_API_KEY");
+	if (!env || !*env)
+		env = getenv(b->ops->key_env);
+	if (env && *env && !strpbrk(env, "\r\n"))
+		return strdup(env);
+	fprintf(stderr,
+		"execfs: no API key: use -o key_file=PATH, or set EXECFS_API_KEY or %s\n",
+		b->ops->key_env);
+	return NULL;
+}
+
+static int parse_size(const char *text, unsigned long long *out)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(text, &end, 10);
+	if (errno || end == text)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 'T': n <<= 10; /* fall through */
+	case 'G': n <<= 10; /* fall through */
+	case 'M': n <<= 10; /* fall through */
+	case 'K': n <<= 10; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end && !(toupper((unsigned char)*end) == 'B' && end[1] == '\0'))
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+/* $XDG_CACHE_HOME/execfs/<source>, with the source made a file name. */
+static char *default_cache_dir(const char *source)
+{
+	const char *base = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char slug[256], *dir = NULL;
+	size_t i;
+
+	for (i = 0; source[i] && i < sizeof(slug) - 1; i++)
+		slug[i] = isalnum((unsigned char)source[i]) || source[i] == '.' || source[i] == '-'
+				  ? source[i] : '_';
+	slug[i] = '\0';
+	if (base && base[0] == '/') {
+		if (asprintf(&dir, "%s/execfs/%s", base, slug) < 0)
+			return NULL;
+	} else {
+		if (asprintf(&dir, "%s/.cache/execfs/%s", home && *home ? home : "/tmp", slug) < 0)
+			return NULL;
+	}
+	return dir;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = {0};
+	struct options opts = {.max_age = 300};
+	struct fuse_loop_config *loop = NULL;
+	struct fuse_session *se = NULL;
+	struct engine_config engine = {0};
+	struct backend backend;
+	struct api_error err;
+	char *key = NULL, *auth = NULL, *cache_dir = NULL;
+	unsigned long long cache_size = 10ULL << 30;
+	int ret = 1;
+
+	if (fuse_opt_parse(&args, &opts, option_spec, take_source) == -1)
+		return 1;
+	if (opts.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out_args;
+	}
+	if (opts.show_version) {
+		printf("execfs %s\n", EXECFS_VERSION);
+		printf("libfuse %s\n", fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (opts.api_key) {
+		explicit_bzero(opts.api_key, strlen(opts.api_key));
+		fprintf(stderr, "execfs: the api_key option is refused: a key on the command line "
+				"shows in ps and in /etc/fstab; use -o key_file=PATH or EXECFS_API_KEY\n");
+		goto out_args;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out_args;
+	if (!opts.source || !cmd.mountpoint) {
+		fprintf(stderr, "usage: %s [OPTIONS] SOURCE MOUNTPOINT (see --help)\n", argv[0]);
+		goto out_cmd;
+	}
+	if (backend_init(&backend, opts.source, &err)) {
+		fprintf(stderr, "execfs: %s\n", err.message);
+		goto out_cmd;
+	}
+	if (opts.performance) {
+		if (strcmp(opts.performance, "medium") && strcmp(opts.performance, "large")) {
+			fprintf(stderr, "execfs: performance=%s: expected medium or large\n", opts.performance);
+			goto out_cmd;
+		}
+		snprintf(backend.performance, sizeof(backend.performance), "%s", opts.performance);
+	}
+	if (opts.cache_size && parse_size(opts.cache_size, &cache_size)) {
+		fprintf(stderr, "execfs: cache_size=%s: expected a size such as 500M or 10G\n",
+			opts.cache_size);
+		goto out_cmd;
+	}
+	key = find_key(&opts, &backend);
+	if (!key)
+		goto out_cmd;
+	auth = backend.ops->auth_header(key);
+	explicit_bzero(key, strlen(key));
+	if (!auth)
+		goto out_cmd;
+	cache_dir = opts.cache_dir ? strdup(opts.cache_dir) : default_cache_dir(opts.source);
+	if (!cache_dir || cache_open(cache_dir)) {
+		fprintf(stderr, "execfs: cannot use cache_dir %s: %s\n", cache_dir ? cache_dir : "?",
+			strerror(errno));
+		goto out_cmd;
+	}
+	log_set_debug(cmd.debug);
+
+	/* default_permissions: the kernel checks the modes the tree shows */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-ofsname=execfs");
+	se = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), NULL);
+	if (!se)
+		goto out_cache;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cmd.mountpoint) != 0)
+		goto out_signals;
+	if (fuse_daemonize(cmd.foreground) != 0)
+		goto out_unmount;
+	if (!cmd.foreground)
+		log_use_syslog();
+
+	/* threads start only now: fuse_daemonize() forks */
+	if (http_start(auth, opts.ca_file)) {
+		log_error("cannot start the HTTP engine");
+		goto out_unmount;
+	}
+	engine.backend = &backend;
+	engine.max_age = opts.max_age;
+	engine.timeout = opts.timeout;
+	engine.cache_size = cache_size;
+	engine_init(&engine);
+	log_info("mounted %s on %s (cache %s)", opts.source, cmd.mountpoint, cache_dir);
+
+	if (cmd.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
+		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads ? cmd.max_threads : 8);
+		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		ret = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	ret = ret < 0 ? 1 : 0;
+	engine_shutdown();
+	log_info("unmounted %s", cmd.mountpoint);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_cache:
+	cache_close();
+out_cmd:
+	free(cmd.mountpoint);
+out_args:
+	if (auth)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+	free(key);
+	free(cache_dir);
+	free(opts.source);
+	free(opts.key_file);
+	free(opts.api_key);
+	free(opts.cache_dir);
+	free(opts.cache_size);
+	free(opts.performance);
+	free(opts.ca_file);
+	fuse_opt_free_args(&args);
+	return ret;
+}

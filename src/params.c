@@ -1,0 +1,103 @@
+/* params.c - parsing the input of `execute`. */
+#include "params.h"
+#include "jscan.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static int fail(char *why, size_t whylen, const char *reason)
+{
+	snprintf(why, whylen, "%s", reason);
+	return -EINVAL;
+}
+
+/* name=value lines; the value runs to the end of the line, as written. */
+static int parse_lines(const char *p, const char *end, cJSON *params, char *why, size_t whylen)
+{
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = eol ? eol : end;
+		const char *eq, *name_end;
+		char name[256], *value;
+
+		while (p < line_end && is_space(*p))
+			p++;
+		if (line_end > p && line_end[-1] == '\r')
+			line_end--;
+		if (p < line_end) {
+			eq = memchr(p, '=', (size_t)(line_end - p));
+			if (!eq)
+				return fail(why, whylen, "expected name=value lines or a JSON object");
+			name_end = eq;
+			while (name_end > p && is_space(name_end[-1]))
+				name_end--;
+			if (name_end == p)
+				return fail(why, whylen, "a parameter line has an empty name");
+			if ((size_t)(name_end - p) >= sizeof(name))
+				return fail(why, whylen, "a parameter name is too long");
+			memcpy(name, p, (size_t)(name_end - p));
+			name[name_end - p] = '\0';
+			if (cJSON_GetObjectItemCaseSensitive(params, name))
+				return fail(why, whylen, "a parameter is given twice");
+			value = strndup(eq + 1, (size_t)(line_end - eq - 1));
+			if (!value || !cJSON_AddStringToObject(params, name, value)) {
+				free(value);
+				return fail(why, whylen, "out of memory");
+			}
+			free(value);
+		}
+		p = eol ? eol + 1 : end;
+	}
+	return 0;
+}
+
+int params_parse(const char *data, size_t len, cJSON **params, char *why, size_t whylen)
+{
+	const char *p = data, *end = data + len;
+	cJSON *parsed;
+	int rc;
+
+	*params = NULL;
+	if (len > PARAMS_MAX_INPUT)
+		return fail(why, whylen, "the request is larger than 64 KiB");
+	if (memchr(data, '\0', len))
+		return fail(why, whylen, "the request holds a NUL byte");
+	while (p < end && is_space(*p))
+		p++;
+	if (p == end)
+		return 0;
+	if (*p == '{' || *p == '[' || *p == '"') {
+		struct jspan doc;
+
+		/* jscan checks the whole text; cJSON alone would accept trailing junk */
+		if (jscan_document(p, (size_t)(end - p), &doc))
+			return fail(why, whylen, "the request is not valid JSON");
+		parsed = cJSON_ParseWithLength(doc.start, doc.len);
+		if (!parsed)
+			return fail(why, whylen, "the request is not valid JSON");
+		if (!cJSON_IsObject(parsed)) {
+			cJSON_Delete(parsed);
+			return fail(why, whylen, "the JSON request must be an object of parameters");
+		}
+		*params = parsed;
+		return 0;
+	}
+	parsed = cJSON_CreateObject();
+	if (!parsed)
+		return fail(why, whylen, "out of memory");
+	rc = parse_lines(p, end, parsed, why, whylen);
+	if (rc) {
+		cJSON_Delete(parsed);
+		return rc;
+	}
+	*params = parsed;
+	return 0;
+}

@@ -1,0 +1,21 @@
+/* params.h - what a write() to `execute` asks for.
+ *
+ * Three forms (DESIGN.md §2): empty or whitespace only (the query's
+ * defaults), a JSON object of parameters, or `name=value` lines (strings).
+ */
+#ifndef EXECFS_PARAMS_H
+#define EXECFS_PARAMS_H
+
+#include <stddef.h>
+
+struct cJSON;
+
+/* The most bytes one execute request may hold. */
+#define PARAMS_MAX_INPUT (64 * 1024)
+
+/* Parses one request. On success returns 0 and sets *params to a JSON
+ * object (caller frees with cJSON_Delete) or NULL for the defaults. On bad
+ * input returns -EINVAL with the reason in why. */
+int params_parse(const char *data, size_t len, struct cJSON **params, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,55 @@
+/* test_params.c - the three input forms of `execute`. */
+#include "test.h"
+#include "params.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+
+static int parse(const char *text, cJSON **params, char *why)
+{
+	return params_parse(text, strlen(text), params, why, 256);
+}
+
+void test_params(void)
+{
+	cJSON *p = NULL;
+	char why[256];
+
+	CHECK(parse("", &p, why) == 0 && p == NULL);
+	CHECK(parse(" \n\t\n", &p, why) == 0 && p == NULL);
+
+	CHECK(parse("{\"days\": 7, \"chain\": \"ethereum\"}\n", &p, why) == 0);
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(p, "days")));
+	CHECK_STR(cJSON_GetObjectItem(p, "chain")->valuestring, "ethereum");
+	cJSON_Delete(p);
+
+	CHECK(parse("days=7\nchain = base\r\nnote=a=b c\n", &p, why) == 0);
+	CHECK_STR(cJSON_GetObjectItem(p, "days")->valuestring, "7");
+	CHECK_STR(cJSON_GetObjectItem(p, "chain")->valuestring, " base");
+	CHECK_STR(cJSON_GetObjectItem(p, "note")->valuestring, "a=b c");
+	cJSON_Delete(p);
+
+	CHECK(parse("days=", &p, why) == 0);
+	CHECK_STR(cJSON_GetObjectItem(p, "days")->valuestring, "");
+	cJSON_Delete(p);
+
+	CHECK(parse("{\"days\": 7", &p, why) == -EINVAL && p == NULL);
+	CHECK(strstr(why, "JSON") != NULL);
+	CHECK(parse("[1, 2]", &p, why) == -EINVAL);
+	CHECK(strstr(why, "object") != NULL);
+	CHECK(parse("{\"a\":1} junk", &p, why) == -EINVAL);
+	CHECK(parse("just words", &p, why) == -EINVAL);
+	CHECK(parse("=7", &p, why) == -EINVAL);
+	CHECK(parse("a=1\na=2", &p, why) == -EINVAL);
+	CHECK(params_parse("a=1\0b=2", 7, &p, why, sizeof(why)) == -EINVAL);
+	CHECK(strstr(why, "NUL") != NULL);
+	{
+		size_t big = PARAMS_MAX_INPUT + 1;
+		char *text = malloc(big);
+
+		memset(text, ' ', big);
+		CHECK(params_parse(text, big, &p, why, sizeof(why)) == -EINVAL);
+		free(text);
+	}
+}
