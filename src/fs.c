@@ -35,6 +35,8 @@ static const struct name_entry execution_files[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+static time_t mount_time;
+
 static struct handle *handle_of(struct fuse_file_info *fi)
 {
 	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
@@ -64,6 +66,7 @@ static void fill_static_dir(fuse_ino_t ino, struct stat *st)
 	st->st_nlink = 2;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
+	st->st_atime = st->st_mtime = st->st_ctime = mount_time;
 }
 
 static void reply_object_entry(fuse_req_t req, struct object *obj, enum file_kind kind)
@@ -418,6 +421,13 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fuse_reply_err(req, EPERM);
 }
 
+static void do_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	(void)conn;
+	mount_time = time(NULL);
+}
+
 static void do_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
@@ -431,6 +441,7 @@ static void do_statfs(fuse_req_t req, fuse_ino_t ino)
 }
 
 const struct fuse_lowlevel_ops fs_operations = {
+	.init = do_init,
 	.lookup = do_lookup,
 	.getattr = do_getattr,
 	.setattr = do_setattr,

@@ -1,0 +1,189 @@
+"""Shared fixtures: the fake Dune API and real execfs mounts of it.
+
+Every test mounts the real filesystem (the binary from EXECFS_BIN, else
+build/execfs) against an in-process fake, uses it through ordinary tools, and
+unmounts it even when the test fails. A daemon whose stderr shows a sanitizer
+report fails the test that ran it.
+"""
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_dune import FakeDune  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXECFS = os.environ.get("EXECFS_BIN", os.path.join(ROOT, "build", "execfs"))
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "UndefinedBehaviorSanitizer")
+
+
+def new_key():
+    return "dune-key-" + secrets.token_hex(12)
+
+
+class Mount:
+    """One execfs process and its mountpoint."""
+
+    def __init__(self, fake, tmp, options=(), env=None, source=None, key=None,
+                 cache_dir=None, name="mnt"):
+        self.fake = fake
+        self.path = str(tmp / name)
+        self.cache = cache_dir or str(tmp / "cache")
+        self.stderr_path = str(tmp / f"{name}.stderr")
+        self.options = list(options)
+        self.key = key if key is not None else fake.key
+        self.source = source or f"dune:http://127.0.0.1:{fake.port}"
+        self.env = env
+        self.proc = None
+        os.makedirs(self.path, exist_ok=True)
+
+    def start(self, wait=True):
+        env = dict(os.environ)
+        for name in ("EXECFS_API_KEY", "DUNE_API_KEY", "REDASH_API_KEY"):
+            env.pop(name, None)
+        if self.env is None:
+            env["EXECFS_API_KEY"] = self.key
+        else:
+            env.update(self.env)
+        opts = [f"cache_dir={self.cache}"] + self.options
+        argv = [EXECFS, self.source, self.path, "-f", "-o", ",".join(opts)]
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=self.stderr, env=env)
+        if wait:
+            self.wait_mounted()
+        return self
+
+    def wait_mounted(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.ismount(self.path):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"execfs exited with {self.proc.returncode}: {self.log()}")
+            time.sleep(0.02)
+        raise RuntimeError(f"execfs did not mount in {timeout}s: {self.log()}")
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def log(self):
+        try:
+            with open(self.stderr_path, "r", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if os.path.ismount(self.path):
+            r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.stderr.close()
+        text = self.log()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, f"sanitizer report in execfs stderr:\n{text}"
+
+
+@pytest.fixture
+def fake():
+    f = FakeDune(key=new_key(), time_scale=0.2)
+    f.start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def mounts(tmp_path, fake):
+    """mounts(**kw) starts a mount of the fake; all are unmounted at the end."""
+    started = []
+
+    def make(wait=True, **kw):
+        m = Mount(fake, tmp_path, **kw)
+        started.append(m)
+        return m.start(wait=wait)
+
+    yield make
+    for m in started:
+        m.stop()
+
+
+@pytest.fixture
+def mnt(mounts):
+    return mounts()
+
+
+# ---- reading the fake directly, as the truth to compare with --------------
+
+def api_get(fake, url, key=None):
+    req = urllib.request.Request(url, headers={"X-Dune-API-Key": key or fake.key})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.read(), dict(resp.headers)
+
+
+def fake_csv(fake, eid, path=None):
+    """The API's CSV of a result with its pages joined, header once."""
+    url = f"{fake.base_url}/{path or f'execution/{eid}/results/csv'}?allow_partial_results=true"
+    out = b""
+    first = True
+    while url:
+        body, headers = api_get(fake, url)
+        if not first:
+            body = body.split(b"\n", 1)[1] if b"\n" in body else b""
+        out += body
+        first = False
+        url = {k.lower(): v for k, v in headers.items()}.get("x-dune-next-uri")
+    return out
+
+
+def fake_json_rows(fake, eid):
+    url = f"{fake.base_url}/execution/{eid}/results?allow_partial_results=true"
+    rows = []
+    while url:
+        body, _ = api_get(fake, url)
+        doc = json.loads(body)
+        rows += doc["result"]["rows"]
+        url = doc.get("next_uri")
+    return rows
+
+
+def requests_to(fake, fragment, method=None):
+    return [e for e in fake.log() if fragment in e["path"] and (method is None or e["method"] == method)]
+
+
+def execute(m, qid, text=""):
+    """Starts a run through the mount, as a shell would; returns its id."""
+    with open(m.p("queries", str(qid), "execute"), "r+") as f:
+        f.write(text or "\n")  # an empty write() is no write at all
+        f.flush()
+        f.seek(0)
+        eid = f.read().strip()
+    assert eid
+    return eid
+
+
+def wait_for(cond, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,121 @@
+"""The tree of DESIGN.md §2: names, listings, persistence, id validation."""
+import errno
+import os
+import subprocess
+
+import pytest
+
+from conftest import execute, requests_to
+
+
+def test_root_listing(mnt):
+    assert sorted(os.listdir(mnt.path)) == ["executions", "queries"]
+
+
+def test_query_lookup_makes_no_request(mnt, fake):
+    fake.reset()
+    st = os.stat(mnt.p("queries", "1215383"))
+    assert st.st_mode & 0o040000
+    assert sorted(os.listdir(mnt.p("queries", "1215383"))) == [
+        "error", "execute", "latest.csv", "latest.json"]
+    os.stat(mnt.p("queries", "1215383", "latest.csv"))
+    assert fake.log() == []
+
+
+@pytest.mark.parametrize("name", ["..x", "%2f", "x" * 1000, "1\x01", "é", "?api_key=x",
+                                  "12ab", "-5", "0123", "1" * 40])
+def test_invalid_query_ids(mnt, fake, name):
+    fake.reset()
+    with pytest.raises(OSError) as e:
+        os.stat(mnt.p("queries", name))
+    assert e.value.errno in (errno.ENOENT, errno.ENAMETOOLONG)
+    assert fake.log() == []
+
+
+@pytest.mark.parametrize("name", ["%2f", "a" * 65, "bad.id", "x\x7f", "ü", "?api_key=x", "a b"])
+def test_invalid_execution_ids(mnt, fake, name):
+    fake.reset()
+    with pytest.raises(OSError) as e:
+        os.stat(mnt.p("executions", name))
+    assert e.value.errno in (errno.ENOENT, errno.ENAMETOOLONG)
+    assert fake.log() == []
+
+
+def test_unknown_execution_is_enoent_and_cached(mnt, fake):
+    fake.reset()
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            os.stat(mnt.p("executions", "01NOSUCHEXECUTION0000000000"))
+    assert len(requests_to(fake, "/execution/01NOSUCHEXECUTION0000000000/status")) == 1
+
+
+def test_execution_made_elsewhere_is_found_by_status(mnt, fake):
+    # a run started outside this mount (another client): looked up by id
+    import urllib.request
+    req = urllib.request.Request(f"{fake.base_url}/query/1001/execute", data=b"{}", method="POST",
+                                 headers={"X-Dune-API-Key": fake.key,
+                                          "Content-Type": "application/json"})
+    import json
+    eid = json.load(urllib.request.urlopen(req))["execution_id"]
+    fake.reset()
+    assert sorted(os.listdir(mnt.p("executions", eid))) == [
+        "cancel", "error", "query", "results.csv", "results.json", "status", "status.json"]
+    assert os.readlink(mnt.p("executions", eid, "query")) == "../../queries/1001"
+    assert len(requests_to(fake, f"/execution/{eid}/status")) == 1
+    assert eid in os.listdir(mnt.p("executions"))
+
+
+def test_listings_persist_across_remount(mounts, fake):
+    m = mounts()
+    eid = execute(m, 1001)
+    open(m.p("queries", "1003", "latest.csv"), "rb").read()
+    assert sorted(os.listdir(m.p("queries"))) == ["1001", "1003"]
+    assert eid in os.listdir(m.p("executions"))
+    m.stop()
+    m2 = mounts(name="mnt2", cache_dir=m.cache)
+    fake.reset()
+    assert sorted(os.listdir(m2.p("queries"))) == ["1001", "1003"]
+    assert eid in os.listdir(m2.p("executions"))
+    assert os.readlink(m2.p("queries", "1001", "last")) == f"../../executions/{eid}"
+    assert fake.log() == []
+
+
+def test_modes_and_types(mnt):
+    q = mnt.p("queries", "1001")
+    eid = execute(mnt, 1001)
+    e = mnt.p("executions", eid)
+    assert oct(os.stat(q + "/execute").st_mode & 0o777) == "0o644"
+    assert oct(os.stat(q + "/latest.csv").st_mode & 0o777) == "0o444"
+    assert os.path.islink(q + "/last") and os.path.islink(e + "/query")
+    assert oct(os.stat(e + "/cancel").st_mode & 0o777) == "0o200"
+    assert os.stat(e + "/status").st_uid == os.getuid()
+
+
+def test_namespace_cannot_change(mnt):
+    q = mnt.p("queries", "1001")
+    os.stat(q)
+    cases = [
+        lambda: os.mkdir(mnt.p("queries", "1001", "x")),
+        lambda: os.mkdir(mnt.p("newdir")),
+        lambda: os.unlink(q + "/latest.csv"),
+        lambda: os.rmdir(q),
+        lambda: os.rename(q + "/latest.csv", q + "/x.csv"),
+        lambda: os.symlink("/etc/passwd", q + "/link"),
+        lambda: open(q + "/newfile", "w"),
+        lambda: os.chmod(q + "/latest.csv", 0o777),
+        lambda: os.truncate(q + "/latest.csv", 0),
+        lambda: open(q + "/latest.csv", "w"),
+    ]
+    for case in cases:
+        with pytest.raises(OSError) as e:
+            case()
+        assert e.value.errno in (errno.EACCES, errno.EPERM, errno.EROFS), case
+    assert sorted(os.listdir(q)) == ["error", "execute", "latest.csv", "latest.json"]
+
+
+def test_ls_and_find_work(mnt):
+    execute(mnt, 1001)
+    out = subprocess.run(["ls", "-lR", mnt.path], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(["find", mnt.p("queries")], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0 and "/queries/1001/execute" in out.stdout
