@@ -1,0 +1,186 @@
+"""Exact results, single flight, the on-disk cache and latest.* (DESIGN.md §2, §4)."""
+import json
+import os
+import subprocess
+import threading
+import time
+
+from conftest import execute, fake_csv, fake_json_rows, requests_to, wait_for
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def test_csv_byte_identical_across_pages(mnt, fake):
+    eid = execute(mnt, 1005)
+    got = read(mnt.p("executions", eid, "results.csv"))
+    want = fake_csv(fake, eid)
+    assert got == want
+    assert got.count(b"n,name,value,day,note") == 1
+    assert len(requests_to(fake, f"/execution/{eid}/results/csv")) >= 6  # 5000 rows, 1000 a page
+
+
+def test_json_is_one_document_with_every_row(mnt, fake):
+    eid = execute(mnt, 1005)
+    doc = json.loads(read(mnt.p("executions", eid, "results.json")))
+    assert doc["execution_id"] == eid
+    assert doc["state"] == "QUERY_STATE_COMPLETED"
+    assert "next_uri" not in doc and "next_offset" not in doc
+    assert doc["result"]["rows"] == fake_json_rows(fake, eid)
+    assert len(doc["result"]["rows"]) == 5000
+    assert doc["result"]["metadata"]["row_count"] == 5000
+
+
+def test_json_keeps_big_integers_exact(mnt, fake):
+    eid = execute(mnt, 1007)
+    text = read(mnt.p("executions", eid, "results.json"))
+    assert b"2985646787349243786078" in text
+    assert json.loads(text)["result"]["rows"] == fake_json_rows(fake, eid)
+    assert read(mnt.p("executions", eid, "results.csv")) == fake_csv(fake, eid)
+
+
+def test_ordinary_tools_agree(mnt, fake, tmp_path):
+    eid = execute(mnt, 1005)
+    src = mnt.p("executions", eid, "results.csv")
+    read(src)  # the run has ended
+    want = fake_csv(fake, eid)
+    subprocess.run(["cp", src, str(tmp_path / "copy.csv")], check=True, timeout=30)
+    assert (tmp_path / "copy.csv").read_bytes() == want
+    head = subprocess.run(["head", "-c", "100", src], capture_output=True, timeout=30).stdout
+    assert head == want[:100]
+    grep = subprocess.run(["grep", "-c", "name_4999", src], capture_output=True, timeout=30)
+    assert grep.stdout.strip() == b"1"
+    assert int(subprocess.run(["wc", "-c", src], capture_output=True, text=True).stdout.split()[0]) == len(want)
+    tail = subprocess.run(["tail", "-c", "50", src], capture_output=True, timeout=30).stdout
+    assert tail == want[-50:]
+
+
+def test_one_download_for_many_readers(mnt, fake):
+    eid = execute(mnt, 1005)
+    results = []
+
+    def reader():
+        results.append(read(mnt.p("executions", eid, "results.csv")))
+
+    threads = [threading.Thread(target=reader) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    want = fake_csv(fake, eid)
+    fake_log = requests_to(fake, f"/execution/{eid}/results/csv")
+    assert len(results) == 20 and all(r == want for r in results)
+    # execfs fetched each page exactly once (fake_csv's own reads come after)
+    ours = [e for e in fake_log if "limit=32000" in e["query"] and "offset" not in e["query"]]
+    assert len(ours) == 1
+
+
+def test_size_zero_until_complete_then_exact(mnt, fake):
+    eid = execute(mnt, 1002)  # slow
+    path = mnt.p("executions", eid, "results.csv")
+    assert os.stat(path).st_size == 0
+    data = read(path)
+    assert data and os.stat(path).st_size == len(data)
+    # complete files are served from the local copy: no further request
+    fake.reset()
+    assert read(path) == data
+    assert requests_to(fake, "/results") == []
+
+
+def test_partial_result_is_served_with_status_partial(mnt, fake):
+    eid = execute(mnt, 1006)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    assert data == fake_csv(fake, eid)
+    assert read(mnt.p("executions", eid, "status"), "r") == "partial\n"
+    doc = json.loads(read(mnt.p("executions", eid, "results.json")))
+    assert doc["state"] == "QUERY_STATE_COMPLETED_PARTIAL"
+
+
+def test_cache_files_are_complete_and_atomic(mnt, fake):
+    eid = execute(mnt, 1005)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    results = os.listdir(os.path.join(mnt.cache, "results"))
+    assert f"{eid}.csv" in results
+    assert not [n for n in results if n.endswith(".part")]
+    with open(os.path.join(mnt.cache, "results", f"{eid}.csv"), "rb") as f:
+        assert f.read() == data
+
+
+def test_results_survive_remount_without_requests(mounts, fake):
+    m = mounts()
+    eid = execute(m, 1001)
+    data = read(m.p("executions", eid, "results.csv"))
+    m.stop()
+    m2 = mounts(name="mnt2", cache_dir=m.cache)
+    fake.reset()
+    assert read(m2.p("executions", eid, "results.csv")) == data
+    assert os.stat(m2.p("executions", eid, "results.csv")).st_size == len(data)
+    assert read(m2.p("executions", eid, "status"), "r") == "success\n"
+    assert fake.log() == []
+
+
+def test_latest_csv_and_json(mnt, fake):
+    data = read(mnt.p("queries", "1005", "latest.csv"))
+    assert data == fake_csv(fake, None, path="query/1005/results/csv")
+    doc = json.loads(read(mnt.p("queries", "1005", "latest.json")))
+    assert len(doc["result"]["rows"]) == 5000
+    assert "1005" in os.listdir(mnt.p("queries"))
+
+
+def test_latest_reused_within_max_age(mnt, fake):
+    read(mnt.p("queries", "1001", "latest.csv"))
+    fake.reset()
+    for _ in range(3):
+        read(mnt.p("queries", "1001", "latest.csv"))
+    assert fake.log() == []
+
+
+def test_latest_revalidated_cheaply_after_max_age(mounts, fake):
+    m = mounts(options=["max_age=0"])
+    first = read(m.p("queries", "1001", "latest.csv"))
+    fake.reset()
+    assert read(m.p("queries", "1001", "latest.csv")) == first
+    log = fake.log()
+    assert [e["query"] for e in log] == ["limit=1&allow_partial_results=true"]
+    # a new run finishes: the next read revalidates and downloads the new result
+    eid = execute(m, 1001)
+    read(m.p("executions", eid, "results.csv"))
+    fake.reset()
+    data = read(m.p("queries", "1001", "latest.csv"))
+    assert not [e for e in fake.log() if "/results/csv" in e["path"]]  # already cached by eid
+    assert data == fake_csv(fake, eid)
+
+
+def test_open_latest_is_a_snapshot(mounts, fake):
+    m = mounts(options=["max_age=0"])
+    path = m.p("queries", "1005", "latest.csv")
+    f = open(path, "rb")
+    start = f.read(100)
+    eid = execute(m, 1005)
+    read(m.p("executions", eid, "results.csv"))
+    rest = f.read()
+    f.close()
+    old = start + rest
+    assert old == fake_csv(fake, None, path="query/1005/results/csv") or old.startswith(b"n,name")
+    assert old.count(b"n,name,value,day,note") == 1
+    assert len(old.splitlines()) >= 5001
+
+
+def test_latest_never_starts_a_run(mnt, fake):
+    for q in ("1001", "1005", "1007"):
+        try:
+            read(mnt.p("queries", q, "latest.csv"))
+        except OSError:
+            pass
+    assert sum(fake.executions().values()) == 0
+    assert requests_to(fake, "/execute") == []
+
+
+def test_status_files(mnt, fake):
+    eid = execute(mnt, 1001)
+    wait_for(lambda: read(mnt.p("executions", eid, "status"), "r") == "success\n")
+    doc = json.loads(read(mnt.p("executions", eid, "status.json")))
+    assert doc["state"] == "QUERY_STATE_COMPLETED" and doc["execution_id"] == eid
+    assert read(mnt.p("executions", eid, "error"), "r") == ""
