@@ -30,6 +30,7 @@ static struct object **objects;
 static unsigned object_count, object_alloc;
 static struct object *buckets[HASH_BUCKETS];
 static time_t mount_time;
+static int detached;	/* the mount is gone: nothing waits any more */
 
 void engine_lock(void)
 {
@@ -222,7 +223,13 @@ static int park(struct waiter *w)
 			free(w);
 		return 0;
 	}
-	if (w->kind != WAIT_WRITE && evaluate(w)) {
+	if (detached) {
+		w->err = ENOTCONN;
+		w->ready = 1;
+		w->state = WAIT_DONE;
+		w->next = NULL;
+		ready = w;
+	} else if (w->kind != WAIT_WRITE && evaluate(w)) {
 		w->state = WAIT_DONE;
 		w->next = NULL;
 		ready = w;
@@ -506,6 +513,20 @@ static void load_query(const char *qid, void *data)
 
 /* ---- turning replies into errors ----------------------------------------- */
 
+/* One line per failure: the path involved, the request, the HTTP status and
+ * the API's own message. URLs never hold the key; headers are never logged. */
+static void log_failure(const char *path, const struct http_request *req, const struct api_error *err)
+{
+	char status[32] = "";
+
+	if (err->http_status)
+		snprintf(status, sizeof(status), "HTTP %ld: ", err->http_status);
+	log_error("%s: %s %s: %s%s%s", path, req->method, req->url, status, err->message,
+		  err->err == EACCES && (err->http_status == 401 || err->http_status == 403 ||
+					  err->http_status == 404)
+			  ? " (the API key is missing, rejected or lacks access)" : "");
+}
+
 /* The outcome of a finished request as an api_error; 0 for a 2xx. */
 static int request_outcome(struct http_request *req, struct api_error *err)
 {
@@ -520,9 +541,6 @@ static int request_outcome(struct http_request *req, struct api_error *err)
 	if (req->status >= 200 && req->status < 300)
 		return 0;
 	config.backend->ops->error_parse(config.backend, &resp, err);
-	if (req->status == 401 || req->status == 403 || err->err == EACCES)
-		log_error("%s %s: HTTP %ld: the API key was rejected or lacks access: %s", req->method,
-			  req->url, req->status, err->message);
 	return -err->err;
 }
 
@@ -554,8 +572,6 @@ static void fail_download(struct result *r, const struct api_error *err)
 {
 	struct waiter *ready = NULL;
 
-	log_error("download of executions/%s/results.%s failed: %s", r->ex->obj.id,
-		  result_format_ext(r->format), err->message);
 	cache_result_abandon(r->ex->obj.id, r->format);
 	engine_lock();
 	r->downloading = 0;
@@ -671,11 +687,17 @@ static void download_request_done(struct http_request *req)
 	struct api_error err;
 	char *next = NULL;
 	int rc = request_outcome(req, &err);
+	char path[128];
 
 	if (!rc)
 		rc = r->decoder->ops->page_end(r->decoder, &resp, &r->out, &next, &err);
 	if (!rc && (rc = flush_out(r)))
 		api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+	if (rc) {
+		snprintf(path, sizeof(path), "executions/%s/results.%s", r->ex->obj.id,
+			 result_format_ext(r->format));
+		log_failure(path, req, &err);
+	}
 	http_request_free(req);
 	if (rc) {
 		free(next);
@@ -859,6 +881,8 @@ static void apply_info(struct execution *ex, struct exec_info *info)
 		info->document = NULL;
 	}
 	ex->status_at_ms = http_now_ms();
+	if (changed && ex->state == EXEC_FAILURE)
+		log_error("executions/%s: the run failed: %s", ex->obj.id, ex->error ? ex->error : "no message");
 	if (changed && ex->query_id[0])
 		persist_execution(ex);
 }
@@ -884,8 +908,11 @@ static void poll_done(struct http_request *req)
 			ex->missing_until_ms = http_now_ms() + MISSING_CACHE_MS;
 		ex->lookup_error = ENOENT;
 	} else {
+		char path[96];
+
 		ex->lookup_error = err.err;
-		log_error("GET %s: %s", req->url, err.message);
+		snprintf(path, sizeof(path), "executions/%s/status", ex->obj.id);
+		log_failure(path, req, &err);
 	}
 	ex->poll_done_ms = http_now_ms();
 	state_changed(ex, &ready);
@@ -942,7 +969,10 @@ static void latest_done(struct http_request *req)
 				  err.message);
 			q->resolve_error = 0;
 		} else {
-			log_error("GET %s: %s", req->url, err.message);
+			char path[96];
+
+			snprintf(path, sizeof(path), "queries/%s/latest", q->obj.id);
+			log_failure(path, req, &err);
 			q->resolve_error = err.err;
 			set_string(&q->error, err.message);
 			if (q->listed)
@@ -1290,6 +1320,8 @@ static void finish_write(struct waiter *w, int err)
 
 	/* lock held */
 	if (w->state == WAIT_LISTED) {
+		if (err && w->handle)
+			w->handle->write_error = err;
 		w->err = err;
 		w->ready = 1;
 		take(w, &ready);
@@ -1332,7 +1364,10 @@ static void execute_done(struct http_request *req)
 			snprintf(w->handle->execution_id, sizeof(w->handle->execution_id), "%s", ex->obj.id);
 		log_info("queries/%s/execute: started execution %s", q->obj.id, ex->obj.id);
 	} else {
-		log_error("POST %s: %s", req->url, err.message);
+		char path[96];
+
+		snprintf(path, sizeof(path), "queries/%s/execute", q->obj.id);
+		log_failure(path, req, &err);
 		set_string(&q->error, err.message);
 		if (q->listed)
 			persist_query(q);
@@ -1352,6 +1387,12 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	char why[256];
 	int rc;
 
+	/* Buffered writers (Python's close(), stdio) resend data whose write()
+	 * failed: on this file that could start a second paid run. */
+	if (h->write_error) {
+		fuse_reply_err(req, h->write_error);
+		return;
+	}
 	rc = params_parse(buf, size, &params, why, sizeof(why));
 	if (!rc)
 		rc = config.backend->ops->execute_request(config.backend, q->obj.id, params, &api, &err);
@@ -1364,6 +1405,7 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 		log_error("queries/%s/execute: %s", q->obj.id, err.message);
 		engine_lock();
 		set_string(&q->error, err.message);
+		h->write_error = err.err;
 		engine_unlock();
 		fuse_reply_err(req, err.err);
 		return;
@@ -1396,9 +1438,12 @@ static void cancel_done(struct http_request *req)
 
 	if (!rc)
 		rc = config.backend->ops->cancel_parse(config.backend, &resp, &err);
-	if (rc)
-		log_error("POST %s: %s", req->url, err.message);
-	else
+	if (rc) {
+		char path[96];
+
+		snprintf(path, sizeof(path), "executions/%s/cancel", ex->obj.id);
+		log_failure(path, req, &err);
+	} else
 		log_info("executions/%s/cancel: cancel requested", ex->obj.id);
 	http_request_free(req);
 	engine_lock();
@@ -1569,6 +1614,62 @@ static void sweep_timeouts(void *data, int cancelled)
 	http_later(250, sweep_timeouts, NULL);
 }
 
+/* Whether the mount with our device number is still in the mount table. */
+static int still_mounted(void)
+{
+	char line[4096], field[40];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int found = 0;
+
+	if (!f)
+		return 1;
+	snprintf(field, sizeof(field), " %s ", config.mount_dev);
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ' '); /* after the mount id */
+
+		p = p ? strchr(p + 1, ' ') : NULL; /* after the parent id */
+		found = p && strncmp(p, field, strlen(field)) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Parked requests end with ENOTCONN (lock not held). */
+static void end_all_waiters(void)
+{
+	struct waiter *w, *next, *ready = NULL;
+
+	engine_lock();
+	for (w = waiters.next; w != &waiters; w = next) {
+		next = w->next;
+		w->err = ENOTCONN;
+		w->ready = 1;
+		take(w, &ready);
+	}
+	engine_unlock();
+	send_all(ready);
+}
+
+/* A lazy unmount (umount -l, fusermount3 -uz) leaves the daemon running for
+ * as long as files stay open: readers parked here would wait for ever. The
+ * watcher notices the mount is gone and ends them, so the last file closes
+ * and the daemon exits. */
+static void watch_mount(void *data, int cancelled)
+{
+	(void)data;
+	if (cancelled)
+		return;
+	if (!still_mounted()) {
+		log_info("the mount is gone (lazy unmount): ending waiting reads");
+		engine_lock();
+		detached = 1;
+		engine_unlock();
+		end_all_waiters();
+		return;
+	}
+	http_later(500, watch_mount, NULL);
+}
+
 int engine_init(const struct engine_config *cfg)
 {
 	int rc;
@@ -1580,6 +1681,8 @@ int engine_init(const struct engine_config *cfg)
 	rc = 0;
 	if (config.timeout)
 		http_later(250, sweep_timeouts, NULL);
+	if (config.mount_dev[0])
+		http_later(500, watch_mount, NULL);
 	return rc;
 }
 

@@ -25,6 +25,7 @@ struct engine_config {
 	unsigned max_age;	/* seconds a latest.* answer is reused */
 	unsigned timeout;	/* seconds a read may wait; 0 = no limit */
 	unsigned long long cache_size; /* cap on cached result bytes */
+	char mount_dev[32];	/* "major:minor" of the mount, for noticing a lazy unmount */
 };
 
 /* Files under an object's directory; the inode is the object's base + kind. */
@@ -118,6 +119,7 @@ struct handle {
 	struct object *obj;
 	struct result *result;	/* results.* and latest.*: the snapshot read */
 	char execution_id[72];	/* execute: the run this open file started */
+	int write_error;	/* execute: a write failed; the file takes no more */
 	char *text;		/* small generated files: the content at open */
 	size_t text_len;
 };

@@ -205,6 +205,27 @@ static char *default_cache_dir(const char *source)
 	return dir;
 }
 
+/* "major:minor" of the newest mount at mountpoint, from /proc/self/mountinfo.
+ * The mountpoint is already absolute (fuse_parse_cmdline); it is not
+ * resolved again, as that would stat the mount before anyone serves it. */
+static void find_mount_dev(const char *mountpoint, char *out, size_t outlen)
+{
+	char line[4096];
+	const char *real = mountpoint;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char dev[32], point[PATH_MAX];
+
+		if (sscanf(line, "%*d %*d %31s %*s %4095s", dev, point) == 2 && strcmp(point, real) == 0)
+			snprintf(out, outlen, "%s", dev); /* the last one is on top */
+	}
+	fclose(f);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -301,6 +322,7 @@ int main(int argc, char *argv[])
 	engine.max_age = opts.max_age;
 	engine.timeout = opts.timeout;
 	engine.cache_size = cache_size;
+	find_mount_dev(cmd.mountpoint, engine.mount_dev, sizeof(engine.mount_dev));
 	engine_init(&engine);
 	log_info("mounted %s on %s (cache %s)", opts.source, cmd.mountpoint, cache_dir);
 

@@ -1,0 +1,205 @@
+"""Errors of DESIGN.md §3 for everything the Dune API can answer."""
+import errno
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import Mount, execute, fake_csv, new_key, requests_to
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def errno_of(fn):
+    with pytest.raises(OSError) as e:
+        fn()
+    return e.value.errno
+
+
+def write_execute(m, qid, text="\n"):
+    with open(m.p("queries", str(qid), "execute"), "w") as f:
+        f.write(text)
+
+
+def test_401_wrong_key_is_eacces_with_log_line(fake, tmp_path):
+    m = Mount(fake, tmp_path, key=new_key())
+    m.start()
+    try:
+        assert errno_of(lambda: read(m.p("queries", "1001", "latest.csv"))) == errno.EACCES
+        assert errno_of(lambda: write_execute(m, 1001)) == errno.EACCES
+        assert read(m.p("queries", "1001", "error")) == b"invalid API Key\n"
+    finally:
+        m.stop()
+    log = m.log()
+    assert "HTTP 401" in log and "invalid API Key" in log and "API key" in log
+    assert "queries/1001" in log
+    assert m.key not in log
+    assert fake.executions()["1001"] == 0
+
+
+def test_402_billing_limit_is_edquot(mnt, fake):
+    fake.add_fault(match="/execute", action="status", code=402)
+    assert errno_of(lambda: write_execute(mnt, 1001)) == errno.EDQUOT
+    assert b"limits" in read(mnt.p("queries", "1001", "error"))
+    assert "HTTP 402" in mnt.log()
+
+
+def test_403_archived_query_is_eacces(mnt, fake):
+    assert errno_of(lambda: write_execute(mnt, 1008)) == errno.EACCES
+    assert b"archived" in read(mnt.p("queries", "1008", "error"))
+
+
+def test_404_unknown_query_latest_is_enoent(mnt, fake):
+    assert errno_of(lambda: read(mnt.p("queries", "999999", "latest.csv"))) == errno.ENOENT
+    assert b"Query not found" in read(mnt.p("queries", "999999", "error"))
+
+
+def test_never_run_latest_is_enodata(mnt, fake):
+    assert errno_of(lambda: read(mnt.p("queries", "1007", "latest.csv"))) == errno.ENODATA
+    assert b"No execution found" in read(mnt.p("queries", "1007", "error"))
+    # after a run, latest works
+    eid = execute(mnt, 1007)
+    read(mnt.p("executions", eid, "results.csv"))
+
+
+def test_failed_execution_is_eio_with_message(mnt, fake):
+    eid = execute(mnt, 1004)
+    assert errno_of(lambda: read(mnt.p("executions", eid, "results.csv"))) == errno.EIO
+    assert errno_of(lambda: read(mnt.p("executions", eid, "results.json"))) == errno.EIO
+    assert read(mnt.p("executions", eid, "status")) == b"failure\n"
+    assert read(mnt.p("executions", eid, "error")) == b"line 1:8: Column 'x' cannot be resolved\n"
+    out = subprocess.run(["cat", mnt.p("queries", "1004", "last", "results.csv")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "Input/output error" in out.stderr
+    assert f"executions/{eid}: the run failed: line 1:8" in mnt.log()
+
+
+def test_expired_execution_is_enodata(mnt, fake):
+    eid = execute(mnt, 1001)
+    fake.set_state(eid, "QUERY_STATE_EXPIRED")
+    assert errno_of(lambda: read(mnt.p("executions", eid, "results.csv"))) == errno.ENODATA
+    assert read(mnt.p("executions", eid, "status")) == b"expired\n"
+
+
+def test_expired_but_cached_is_still_served(mnt, fake):
+    eid = execute(mnt, 1001)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    fake.set_state(eid, "QUERY_STATE_EXPIRED")
+    assert read(mnt.p("executions", eid, "results.csv")) == data
+
+
+def test_cancelled_before_read_is_ecanceled(mnt, fake):
+    fake.add_query({"id": 2002, "columns": [{"name": "n", "type": "integer"}], "generate_rows": 1,
+                    "pending_seconds": 5, "run_seconds": 50, "prior_runs": 0})
+    eid = execute(mnt, 2002)
+    with open(mnt.p("executions", eid, "cancel"), "w") as f:
+        f.write("x")
+    assert errno_of(lambda: read(mnt.p("executions", eid, "results.csv"))) == errno.ECANCELED
+
+
+def test_409_on_results_is_eio(mnt, fake):
+    eid = execute(mnt, 1001)
+    open(mnt.p("executions", eid, "status")).read()
+    fake.add_fault(match="/results/csv", action="status", code=409, count=-1)
+    assert errno_of(lambda: read(mnt.p("executions", eid, "results.csv"))) == errno.EIO
+    assert "HTTP 409" in mnt.log()
+    assert not [n for n in os.listdir(os.path.join(mnt.cache, "results")) if n.startswith(eid)]
+
+
+def test_429_with_retry_after_is_retried_then_served(mnt, fake):
+    fake.add_fault(match="/query/1001/results", action="status", code=429, retry_after=1, count=2)
+    t0 = time.monotonic()
+    data = read(mnt.p("queries", "1001", "latest.csv"))
+    assert data == fake_csv(fake, None, path="query/1001/results/csv")
+    assert time.monotonic() - t0 >= 1.5  # Retry-After honoured twice
+    assert [e["status"] for e in requests_to(fake, "/query/1001/results")][:3] == [429, 429, 200]
+
+
+def test_429_without_retry_after_is_retried(mnt, fake):
+    fake.add_fault(match="/query/1001/results", action="status", code=429, count=1)
+    assert read(mnt.p("queries", "1001", "latest.csv")).startswith(b"n,name")
+
+
+def test_429_for_ever_is_eagain(mnt, fake):
+    fake.add_fault(match="/query/1001/results", action="status", code=429, retry_after=0, count=-1)
+    assert errno_of(lambda: read(mnt.p("queries", "1001", "latest.csv"))) == errno.EAGAIN
+    assert len(requests_to(fake, "/query/1001/results")) == 6  # bounded retries
+
+
+@pytest.mark.parametrize("code", [502, 503, 504])
+def test_gateway_errors_are_retried(mnt, fake, code):
+    fake.add_fault(match="/results/csv", action="status", code=code, count=2)
+    eid = execute(mnt, 1001)
+    assert read(mnt.p("executions", eid, "results.csv")) == fake_csv(fake, eid)
+
+
+def test_500_is_eio_with_log_line(mnt, fake):
+    fake.add_fault(match="/query/1001/results", action="status", code=500, count=-1)
+    assert errno_of(lambda: read(mnt.p("queries", "1001", "latest.csv"))) == errno.EIO
+    assert "HTTP 500: An internal error occurred" in mnt.log()
+    assert len(requests_to(fake, "/query/1001/results")) == 1  # 500 is not retried
+
+
+def test_execute_500_is_not_retried(mnt, fake):
+    fake.add_fault(match="/execute", action="status", code=500)
+    assert errno_of(lambda: write_execute(mnt, 1001)) == errno.EIO
+    assert len(requests_to(fake, "/execute")) == 1
+
+
+def test_execute_dropped_after_sending_is_not_retried(mnt, fake):
+    fake.add_fault(match="/execute", action="drop_after_request")
+    assert errno_of(lambda: write_execute(mnt, 1001)) == errno.EIO
+    assert fake.executions()["1001"] == 1  # one paid run, not two
+    assert len(requests_to(fake, "/execute")) == 1
+
+
+def test_execute_429_is_retried(mnt, fake):
+    fake.add_fault(match="/execute", action="status", code=429, retry_after=0)
+    eid = execute(mnt, 1001)
+    assert fake.executions()["1001"] == 1 and eid
+
+
+def test_html_instead_of_json_is_eio(mnt, fake):
+    fake.add_fault(match="/query/1001/results", action="html", count=-1)
+    assert errno_of(lambda: read(mnt.p("queries", "1001", "latest.csv"))) == errno.EIO
+    assert "expected JSON" in mnt.log()
+
+
+def test_api_unreachable_is_eio_then_recovers(fake, tmp_path):
+    m = Mount(fake, tmp_path, source="dune:http://127.0.0.1:1")
+    m.start()
+    try:
+        assert errno_of(lambda: read(m.p("queries", "1001", "latest.csv"))) == errno.EIO
+        assert "API unreachable" in m.log()
+    finally:
+        m.stop()
+
+
+def test_key_appears_nowhere(mnt, fake):
+    eid = execute(mnt, 1005)
+    read(mnt.p("executions", eid, "results.csv"))
+    read(mnt.p("executions", eid, "results.json"))
+    read(mnt.p("queries", "1001", "latest.csv"))
+    with pytest.raises(OSError):
+        write_execute(mnt, 1003, "bad=1")
+    key = fake.key.encode()
+    for dirpath, _, files in os.walk(mnt.path):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if name in ("execute", "cancel"):
+                continue
+            try:
+                assert key not in read(path), path
+            except OSError:
+                pass
+    for dirpath, _, files in os.walk(mnt.cache):
+        for name in files:
+            assert key not in read(os.path.join(dirpath, name))
+    assert fake.key not in mnt.log()
+    cmdline = read(f"/proc/{mnt.proc.pid}/cmdline")
+    assert key not in cmdline
+    assert all(not e["key_in_url"] for e in fake.log())

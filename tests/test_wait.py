@@ -1,0 +1,151 @@
+"""Waiting reads: parked without threads, interruptible, bounded, unmount-safe."""
+import errno
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import execute, fake_csv, requests_to
+
+SLOW = {"id": 2001, "name": "slow for tests",
+        "columns": [{"name": "n", "type": "integer"}, {"name": "name", "type": "varchar"}],
+        "generate_rows": 5, "pending_seconds": 2.0, "run_seconds": 25.0, "prior_runs": 0}
+# with the fixture's time scale of 0.2 this run takes 5 s
+
+
+@pytest.fixture
+def slow(fake):
+    fake.add_query(SLOW)
+    return SLOW["id"]
+
+
+def threads_of(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def start_cat(path):
+    return subprocess.Popen(["cat", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_read_waits_for_the_end(mnt, fake, slow):
+    eid = execute(mnt, slow)
+    t0 = time.monotonic()
+    data = open(mnt.p("executions", eid, "results.csv"), "rb").read()
+    assert time.monotonic() - t0 > 2.0  # it really waited
+    assert data == fake_csv(fake, eid)
+
+
+def test_ctrl_c_ends_a_waiting_read_at_once_without_cancelling(mnt, fake, slow):
+    eid = execute(mnt, slow)
+    path = mnt.p("executions", eid, "results.csv")
+    other = start_cat(path)
+    cat = start_cat(path)
+    time.sleep(0.7)
+    assert cat.poll() is None
+    t0 = time.monotonic()
+    cat.send_signal(signal.SIGINT)
+    cat.wait(5)
+    elapsed = time.monotonic() - t0
+    print(f"SIGINT to a waiting cat: ended after {elapsed * 1000:.1f} ms")
+    assert cat.returncode == -signal.SIGINT
+    assert elapsed < 2.0
+    out, _ = other.communicate(timeout=30)
+    assert other.returncode == 0 and out == fake_csv(fake, eid)
+    assert requests_to(fake, "/cancel") == []
+    assert fake.executions()[str(slow)] == 1
+
+
+def test_many_waiting_readers_cost_no_threads_and_one_poller(mnt, fake, slow):
+    eid = execute(mnt, slow)
+    path = mnt.p("executions", eid, "results.csv")
+    before = threads_of(mnt.proc.pid)
+    cats = [start_cat(path) for _ in range(50)]
+    time.sleep(1.0)
+    assert all(c.poll() is None for c in cats)
+    # the tree still answers at once while 50 reads are parked
+    t0 = time.monotonic()
+    subprocess.run(["ls", "-l", mnt.p("executions", eid)], check=True, capture_output=True, timeout=5)
+    os.stat(mnt.p("queries", "1001", "latest.csv"))
+    assert open(mnt.p("queries", "1001", "latest.csv"), "rb").read().startswith(b"n,")
+    assert open(mnt.p("executions", eid, "status")).read() in ("pending\n", "running\n")
+    elapsed = time.monotonic() - t0
+    print(f"ls -l + stat + read of other files with 50 waiting readers: {elapsed * 1000:.1f} ms")
+    during = threads_of(mnt.proc.pid)
+    print(f"daemon threads: {before} before, {during} with 50 waiting readers")
+    assert during <= 16
+    outs = [c.communicate(timeout=60)[0] for c in cats]
+    want = fake_csv(fake, eid)
+    assert all(o == want for o in outs)
+    polls = len(requests_to(fake, f"/execution/{eid}/status"))
+    print(f"status requests for one 5 s run with 50 readers: {polls}")
+    assert polls <= 12  # one poller with backoff, not one per reader
+
+
+def test_timeout_option(mounts, fake, slow):
+    m = mounts(options=["timeout=1"])
+    eid = execute(m, slow)
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as e:
+        open(m.p("executions", eid, "results.csv"), "rb").read()
+    assert e.value.errno == errno.ETIMEDOUT
+    assert 0.9 < time.monotonic() - t0 < 5
+
+
+def test_unmount_ends_waiting_readers(mounts, fake, slow):
+    m = mounts()
+    eid = execute(m, slow)
+    cats = [start_cat(m.p("executions", eid, "results.csv")) for _ in range(5)]
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    # the kernel refuses a plain unmount while files are open (EBUSY) ...
+    r = subprocess.run(["fusermount3", "-u", m.path], capture_output=True, text=True)
+    if os.path.ismount(m.path):
+        assert "busy" in r.stderr.lower()
+        # ... and the lazy one detaches at once; execfs notices and ends the reads
+        subprocess.run(["fusermount3", "-uz", m.path], check=True)
+    for c in cats:
+        c.wait(5)
+        assert c.returncode != 0
+    m.proc.wait(10)
+    print(f"unmount with 5 waiting readers: all ended in {(time.monotonic() - t0) * 1000:.0f} ms")
+    assert time.monotonic() - t0 < 5
+
+
+def test_lazy_unmount_ends_waiting_readers(mounts, fake, slow):
+    m = mounts()
+    eid = execute(m, slow)
+    cats = [start_cat(m.p("executions", eid, "results.csv")) for _ in range(3)]
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    subprocess.run(["fusermount3", "-uz", m.path], check=True)
+    for c in cats:
+        c.wait(5)
+        assert c.returncode != 0
+        assert b"not connected" in c.stderr.read()
+    m.proc.wait(10)
+    assert time.monotonic() - t0 < 3
+
+
+def test_cancel_ends_readers_with_ecanceled(mnt, fake, slow):
+    eid = execute(mnt, slow)
+    path = mnt.p("executions", eid, "results.csv")
+    errors = []
+
+    def reader():
+        try:
+            open(path, "rb").read()
+        except OSError as e:
+            errors.append(e.errno)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.5)
+    with open(mnt.p("executions", eid, "cancel"), "w") as f:
+        f.write("1\n")
+    t.join(20)
+    assert errors == [errno.ECANCELED]
+    assert open(mnt.p("executions", eid, "status")).read() == "cancelled\n"
+    assert len(requests_to(fake, f"/execution/{eid}/cancel")) == 1
