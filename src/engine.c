@@ -19,7 +19,7 @@
 #define STATUS_FRESH_MS 1000	/* a status younger than this is not asked again */
 #define MISSING_CACHE_MS 10000	/* how long a 404 for an execution is believed */
 #define POLL_FIRST_MS 500
-#define POLL_MAX_MS 5000
+#define POLL_MAX_MS 3000
 #define RESULT_OUT_CAP (256u << 20)
 
 /* ---- state ---------------------------------------------------------------- */

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The execfs demo: builds execfs, starts the bundled local Dune API (the fake
+# in tests/), mounts it, and uses it through ordinary tools: latest.csv, an
+# execute -> wait -> results.csv round trip, a multi-page result, a failure
+# with its message. Unmounts and cleans up on the way out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/install-deps.sh
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+work=$(mktemp -d /tmp/execfs-demo.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+key="demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+fake_pid=""
+cleanup() {
+    fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
+    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+/usr/bin/python3 tests/fake_dune.py --port 0 --port-file "$work/port" --key "$key" >/dev/null &
+fake_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+port=$(cat "$work/port")
+
+EXECFS_API_KEY="$key" build/execfs "dune:http://127.0.0.1:$port" "$mnt" \
+    -o cache_dir="$work/cache",max_age=60
+for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
+
+show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; bash -c "$*" || echo "(exit status $?)"; }
+
+cd "$mnt"
+
+echo "mounted the local Dune API (127.0.0.1:$port) on $mnt"
+show "ls queries/1001"
+show "cat queries/1001/latest.csv"
+show "echo days=3 > queries/1003/execute && cat queries/1003/last/results.csv"
+show "readlink queries/1003/last; cat queries/1003/last/status"
+show "echo > queries/1002/execute; cat queries/1002/last/status; time cat queries/1002/last/results.csv"
+show "wc -l queries/1005/latest.csv; head -3 queries/1005/latest.csv"
+show "head -c 300 queries/1005/latest.json; echo"
+show "echo > queries/1004/execute; cat queries/1004/last/results.csv"
+show "cat queries/1004/last/status queries/1004/last/error"
+show "ls -l executions"
+cd /
+echo
+echo "unmounting"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what execfs needs to build, run and test, on Debian 12 (as root,
+# or through sudo). Quiet when everything is there already.
+set -euo pipefail
+
+packages=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
+          libcjson-dev python3-pytest curl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -e /dev/fuse ]; then
+    echo "error: /dev/fuse is missing: this machine cannot mount FUSE filesystems" >&2
+    exit 1
+fi
