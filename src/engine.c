@@ -879,8 +879,8 @@ static void apply_info(struct execution *ex, struct exec_info *info)
 		free(ex->document);
 		ex->document = info->document;
 		info->document = NULL;
+		ex->status_at_ms = http_now_ms();
 	}
-	ex->status_at_ms = http_now_ms();
 	if (changed && ex->state == EXEC_FAILURE)
 		log_error("executions/%s: the run failed: %s", ex->obj.id, ex->error ? ex->error : "no message");
 	if (changed && ex->query_id[0])
@@ -1226,7 +1226,8 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 	case FILE_STATUS_JSON:
 	case FILE_EXEC_ERROR:
 		ex = (struct execution *)obj;
-		if (!exec_state_is_terminal(ex->state) &&
+		/* a run learnt from latest.* has no status document yet */
+		if ((!exec_state_is_terminal(ex->state) || !ex->document) &&
 		    http_now_ms() - ex->status_at_ms > STATUS_FRESH_MS) {
 			poll_now(ex);
 			engine_unlock();
@@ -1354,8 +1355,7 @@ static void execute_done(struct http_request *req)
 			snprintf(info.query_id, sizeof(info.query_id), "%s", q->obj.id);
 		if (info.state == EXEC_UNKNOWN)
 			info.state = EXEC_PENDING;
-		apply_info(ex, &info);
-		ex->status_at_ms = 0; /* the execute reply is not a status document */
+		apply_info(ex, &info); /* no status document yet: the first read asks */
 		snprintf(q->last, sizeof(q->last), "%s", ex->obj.id);
 		q->listed = 1;
 		set_string(&q->error, NULL);

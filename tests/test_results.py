@@ -184,3 +184,12 @@ def test_status_files(mnt, fake):
     doc = json.loads(read(mnt.p("executions", eid, "status.json")))
     assert doc["state"] == "QUERY_STATE_COMPLETED" and doc["execution_id"] == eid
     assert read(mnt.p("executions", eid, "error"), "r") == ""
+
+
+def test_status_json_of_a_latest_run(mnt, fake):
+    read(mnt.p("queries", "1001", "latest.csv"))
+    eid = os.path.basename(next(iter(os.listdir(mnt.p("executions")))))
+    doc = json.loads(read(mnt.p("executions", eid, "status.json")))
+    assert doc["execution_id"] == eid and doc["state"] == "QUERY_STATE_COMPLETED"
+    assert read(mnt.p("executions", eid, "status"), "r") == "success\n"
+    assert os.readlink(mnt.p("executions", eid, "query")) == "../../queries/1001"
