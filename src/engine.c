@@ -1,6 +1,7 @@
 /* engine.c - objects, downloads, polling and parked FUSE requests. */
 #include "engine.h"
 #include "cache.h"
+#include "fs.h"
 #include "http.h"
 #include "log.h"
 #include "params.h"
@@ -1167,17 +1168,41 @@ void engine_lookup_execution(fuse_req_t req, const char *eid)
 	park(w);
 }
 
+/* Every open handle, so that those the kernel never releases (the mount
+ * went away with files open) are freed at shutdown. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle handles = {.prev = &handles, .next = &handles};
+
+static struct handle *handle_new(void)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	pthread_mutex_lock(&handles_lock);
+	h->next = &handles;
+	h->prev = handles.prev;
+	handles.prev->next = h;
+	handles.prev = h;
+	pthread_mutex_unlock(&handles_lock);
+	return h;
+}
+
 static void free_handle(struct handle *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
 	free(h->text);
 	free(h);
 }
 
 void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct fuse_file_info *fi)
 {
-	struct handle *h = calloc(1, sizeof(*h));
+	struct handle *h = handle_new();
 	struct waiter *w;
 	struct query *q;
 	struct execution *ex;
@@ -1307,8 +1332,8 @@ void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		if (!h->text || (size_t)off >= h->text_len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, h->text + off,
-				       h->text_len - (size_t)off < size ? h->text_len - (size_t)off : size);
+			reply_copy(req, h->text + off,
+				   h->text_len - (size_t)off < size ? h->text_len - (size_t)off : size);
 		return;
 	}
 }
@@ -1708,6 +1733,8 @@ void engine_shutdown(void)
 			free(w);
 	}
 	http_stop();
+	while (handles.next != &handles)
+		free_handle(handles.next);
 	for (unsigned i = 0; i < object_count; i++) {
 		struct object *o = objects[i];
 

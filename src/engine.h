@@ -115,6 +115,7 @@ struct execution {
 
 /* An open file. */
 struct handle {
+	struct handle *prev, *next;
 	enum file_kind kind;
 	struct object *obj;
 	struct result *result;	/* results.* and latest.*: the snapshot read */

@@ -217,6 +217,23 @@ static void do_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
+/* Replies with a private copy of data: once the kernel has the reply, the
+ * opener may close and a release on another thread free the original while
+ * this thread is still returning from writev(). */
+void reply_copy(fuse_req_t req, const char *data, size_t len)
+{
+	char *copy = len ? malloc(len) : NULL;
+
+	if (len && !copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (len)
+		memcpy(copy, data, len);
+	fuse_reply_buf(req, copy, len);
+	free(copy);
+}
+
 /* A directory listing is taken whole at opendir and served from there. */
 struct listing {
 	fuse_req_t req;
@@ -315,7 +332,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				break;
 			end = next = d->off;
 		}
-		fuse_reply_buf(req, l->buf.data + off, end - (size_t)off);
+		reply_copy(req, l->buf.data + off, end - (size_t)off);
 	}
 }
 

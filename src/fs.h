@@ -7,4 +7,7 @@
 /* The operations table handed to fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_operations;
 
+/* Replies with a copy of data, safe against a concurrent release freeing it. */
+void reply_copy(fuse_req_t req, const char *data, size_t len);
+
 #endif
