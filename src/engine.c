@@ -131,6 +131,8 @@ static void send_reply(struct waiter *w)
 			buf.buf[0].pos = w->data_off;
 			fuse_reply_data(w->req, &buf, FUSE_BUF_SPLICE_MOVE);
 		}
+		if (w->fd >= 0)
+			close(w->fd);
 		break;
 	case WAIT_OPEN_LATEST:
 	case WAIT_OPEN_STATUS:
@@ -586,6 +588,7 @@ static void fail_download(struct result *r, const struct api_error *err)
 	if (r->opens == 0 && r->fd >= 0) {
 		close(r->fd);
 		r->fd = -1;
+		r->size = 0;
 	}
 	collect(r, &ready);
 	engine_unlock();
@@ -1057,7 +1060,11 @@ static int evaluate_read(struct waiter *w)
 	struct execution *ex = r->ex;
 
 	if (r->size > w->off) {
-		w->fd = r->fd;
+		/* its own descriptor: the reply goes out after the lock is dropped,
+		 * when a restarted download may have closed r->fd */
+		w->fd = dup(r->fd);
+		if (w->fd < 0)
+			return w->err = EIO, 1;
 		w->data_off = w->off;
 		w->data_len = (size_t)(r->size - w->off) < w->size ? (size_t)(r->size - w->off) : w->size;
 		return 1;
