@@ -83,10 +83,16 @@ class Mount:
         except FileNotFoundError:
             return ""
 
+    def mounted(self):
+        """Whether the mount is in the table, even when its daemon died
+        (os.path.ismount says no for a dead FUSE mount)."""
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == self.path for line in f)
+
     def stop(self):
         if self.proc is None:
             return
-        if os.path.ismount(self.path):
+        if self.mounted():
             r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)

@@ -203,3 +203,16 @@ def test_key_appears_nowhere(mnt, fake):
     cmdline = read(f"/proc/{mnt.proc.pid}/cmdline")
     assert key not in cmdline
     assert all(not e["key_in_url"] for e in fake.log())
+
+
+def test_body_cut_mid_page_resumes_byte_identical(mnt, fake):
+    eid = execute(mnt, 1005)
+    open(mnt.p("executions", eid, "status")).read()
+    fake.add_fault(match="offset=2000", action="cut_body", count=1)
+    fake.add_fault(match=f"{eid}/results?", action="cut_body", count=1)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    doc = read(mnt.p("executions", eid, "results.json"))
+    assert data == fake_csv(fake, eid)
+    import json
+    assert len(json.loads(doc)["result"]["rows"]) == 5000
+    assert [e.get("fault") for e in fake.log() if e.get("fault")] == ["cut_body", "cut_body"]
