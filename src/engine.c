@@ -57,6 +57,7 @@ struct waiter {
 	long long since_ms;
 	long long deadline_ms;	/* 0: none */
 	int owned_by_request;	/* an HTTP request frees it (writes) */
+	int interrupted;	/* interrupted while being parked */
 	struct handle *handle;
 	struct query *query;
 	struct execution *execution;
@@ -185,45 +186,61 @@ static void send_all(struct waiter *list)
 	}
 }
 
+/* libfuse calls this with the request's own lock held. Only a listed waiter
+ * is answered here (libfuse holds a reference on that path); one still being
+ * parked is only marked, and park() answers it once libfuse lets go. */
 static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct waiter *w = data;
-	enum wait_state was;
+	enum wait_kind kind;
+	struct handle *handle;
 
 	engine_lock();
-	was = w->state;
-	if (was == WAIT_DONE) {
+	if (w->state == WAIT_DONE) {
 		engine_unlock();
 		return;
 	}
-	if (was == WAIT_LISTED)
-		unlink_waiter(w);
+	if (w->state == WAIT_NEW) {
+		w->state = WAIT_DONE;
+		w->interrupted = 1;
+		engine_unlock();
+		return;
+	}
+	unlink_waiter(w);
 	w->state = WAIT_DONE;
+	kind = w->kind;
+	handle = w->handle;
 	engine_unlock();
-	if (w->kind == WAIT_OPEN_LATEST || w->kind == WAIT_OPEN_STATUS)
-		free_handle(w->handle);
+	/* off the list, w is ours alone */
+	if (kind == WAIT_OPEN_LATEST || kind == WAIT_OPEN_STATUS)
+		free_handle(handle);
 	fuse_reply_err(req, EINTR);
-	/* a NEW waiter is freed by park(), a write's by its request */
-	if (was == WAIT_LISTED && !w->owned_by_request)
-		free(w);
+	free(w);
 }
 
 /* Parks w, or answers it at once when it is ready. Lock not held on entry or
- * return. Returns 1 when w was listed (still waiting). */
+ * return. Returns 1 when w was listed (still waiting); a write's waiter is
+ * never freed here. Writes take no interrupt: their request goes out
+ * whatever happens, and an EINTR would invite a retry, a second paid run. */
 static int park(struct waiter *w)
 {
 	struct waiter *ready = NULL;
 
 	w->state = WAIT_NEW;
-	w->since_ms = http_now_ms();
+	if (!w->since_ms)
+		w->since_ms = http_now_ms();
 	if (config.timeout && (w->kind == WAIT_READ || w->kind == WAIT_OPEN_LATEST))
 		w->deadline_ms = w->since_ms + (long long)config.timeout * 1000;
-	fuse_req_interrupt_func(w->req, on_interrupt, w);
+	if (w->kind != WAIT_WRITE)
+		fuse_req_interrupt_func(w->req, on_interrupt, w);
 	engine_lock();
-	if (w->state == WAIT_DONE) { /* interrupted already, and answered */
+	if (w->interrupted) {
 		engine_unlock();
-		if (!w->owned_by_request)
-			free(w);
+		fuse_req_interrupt_func(w->req, NULL, NULL);
+		if (w->kind == WAIT_OPEN_LATEST || w->kind == WAIT_OPEN_STATUS)
+			free_handle(w->handle);
+		fuse_reply_err(w->req, EINTR);
+		free(w);
 		return 0;
 	}
 	if (detached) {
@@ -770,10 +787,18 @@ static void start_download(struct result *r)
 	buffer_init(&r->out, RESULT_OUT_CAP);
 	r->decoder = config.backend->ops->decoder_new(config.backend, r->format);
 	snprintf(info.execution_id, sizeof(info.execution_id), "%s", r->ex->obj.id);
+	r->downloading = 1;
 	if (!r->decoder || config.backend->ops->result_request(config.backend, &info, r->format, &api) ||
-	    (r->downloading = 1, download_submit(r, &api))) {
+	    download_submit(r, &api)) {
 		r->downloading = 0;
 		r->error = ENOMEM;
+		if (r->decoder)
+			r->decoder->ops->free(r->decoder);
+		r->decoder = NULL;
+		buffer_free(&r->out);
+		close(r->fd);
+		r->fd = -1;
+		cache_result_abandon(r->ex->obj.id, r->format);
 		return;
 	}
 	log_debug("downloading executions/%s/results.%s", r->ex->obj.id, result_format_ext(r->format));
@@ -792,8 +817,11 @@ static void schedule_poll(struct execution *ex, long delay_ms)
 {
 	struct poll_tick *tick = malloc(sizeof(*tick));
 
-	if (!tick)
+	if (!tick) {
+		log_error("executions/%s: out of memory for a status poll", ex->obj.id);
+		ex->poll_delay_ms = 0; /* the next reader's ensure_polling() tries again */
 		return;
+	}
 	tick->ex = ex;
 	tick->generation = ex->poll_generation;
 	http_later(delay_ms, poll_fire, tick);
@@ -1026,26 +1054,22 @@ static void bind_result(struct handle *h, struct result *r)
 			r->size = 0;
 		}
 	}
+	if (!r->complete && r->fd < 0)
+		r->size = 0;
 	if (!r->downloading && r->error) {
 		r->error = 0; /* a new open tries again */
 		set_string(&r->error_message, NULL);
 	}
 }
 
-/* Open flags for a result: page cache only for complete, unchanged bytes. */
-static void result_open_flags(struct result *r, struct fuse_file_info *fi, char *page_cached)
+/* Open flags for a result. A complete executions/<eid>/results.* never
+ * changes: page cache. latest.* is one inode whose bytes change from one
+ * execution to the next while older opens still read their own snapshot, so
+ * it is always direct I/O (its size is still exact once complete). */
+static void result_open_flags(struct result *r, struct fuse_file_info *fi, int cacheable)
 {
-	if (r->complete) {
-		fi->direct_io = 0;
-		fi->keep_cache = page_cached ? strcmp(page_cached, r->ex->obj.id) == 0 : 1;
-		if (page_cached)
-			snprintf(page_cached, 72, "%s", r->ex->obj.id);
-	} else {
-		fi->direct_io = 1;
-		fi->keep_cache = 0;
-		if (page_cached)
-			page_cached[0] = '\0';
-	}
+	fi->direct_io = !(r->complete && cacheable);
+	fi->keep_cache = r->complete && cacheable;
 }
 
 static void fill_text(struct handle *h)
@@ -1118,13 +1142,14 @@ static int evaluate(struct waiter *w)
 		if (!ex)
 			return w->err = ENOMEM, 1;
 		bind_result(w->handle, &ex->results[w->handle->kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON]);
-		result_open_flags(w->handle->result, &w->fi,
-				  q->page_cached[w->handle->result->format]);
+		result_open_flags(w->handle->result, &w->fi, 0);
 		return 1;
 	case WAIT_OPEN_STATUS:
 		ex = w->target;
-		if (ex->poll_done_ms < w->since_ms)
+		if (ex->poll_done_ms < w->since_ms) {
+			ensure_polling(ex);
 			return 0;
+		}
 		fill_text(w->handle);
 		return 1;
 	case WAIT_LOOKUP:
@@ -1137,8 +1162,10 @@ static int evaluate(struct waiter *w)
 			engine_fill_attr(&ex->obj, FILE_DIR, NULL, &w->entry.attr);
 			return 1;
 		}
-		if (ex->poll_done_ms < w->since_ms)
+		if (ex->poll_done_ms < w->since_ms) {
+			ensure_polling(ex);
 			return 0;
+		}
 		return w->err = ex->lookup_error ? ex->lookup_error : ENOENT, 1;
 	case WAIT_WRITE:
 		return w->ready;
@@ -1165,13 +1192,16 @@ void engine_lookup_execution(fuse_req_t req, const char *eid)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (!ex->known)
-		poll_now(ex);
 	engine_unlock();
 	w = waiter_new(req, WAIT_LOOKUP, ex);
 	if (!w)
 		return;
 	w->execution = ex;
+	w->since_ms = http_now_ms(); /* before the poll it waits for */
+	engine_lock();
+	if (!ex->known)
+		poll_now(ex);
+	engine_unlock();
 	park(w);
 }
 
@@ -1233,7 +1263,7 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 				enum result_format f = kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON;
 
 				bind_result(h, &ex->results[f]);
-				result_open_flags(h->result, fi, q->page_cached[f]);
+				result_open_flags(h->result, fi, 0);
 				break;
 			}
 		}
@@ -1252,16 +1282,17 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 	case FILE_RESULTS_JSON:
 		ex = (struct execution *)obj;
 		bind_result(h, &ex->results[kind == FILE_RESULTS_CSV ? FORMAT_CSV : FORMAT_JSON]);
-		result_open_flags(h->result, fi, NULL);
+		result_open_flags(h->result, fi, 1);
 		break;
 	case FILE_STATUS:
 	case FILE_STATUS_JSON:
 	case FILE_EXEC_ERROR:
 		ex = (struct execution *)obj;
-		/* a run learnt from latest.* has no status document yet */
+		/* a run learnt from latest.* has no status document yet; a failing
+		 * API is not asked more than once a second however many readers */
 		if ((!exec_state_is_terminal(ex->state) || !ex->document) &&
-		    http_now_ms() - ex->status_at_ms > STATUS_FRESH_MS) {
-			poll_now(ex);
+		    http_now_ms() - ex->status_at_ms > STATUS_FRESH_MS &&
+		    http_now_ms() - ex->poll_done_ms > STATUS_FRESH_MS) {
 			engine_unlock();
 			w = waiter_new(req, WAIT_OPEN_STATUS, ex);
 			if (!w) {
@@ -1271,6 +1302,10 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 			w->execution = ex;
 			w->handle = h;
 			w->fi = *fi;
+			w->since_ms = http_now_ms(); /* before the poll it waits for */
+			engine_lock();
+			poll_now(ex);
+			engine_unlock();
 			park(w);
 			return;
 		}
@@ -1299,6 +1334,8 @@ void engine_release(struct handle *h)
 	if (r && --r->opens == 0 && !r->downloading && r->fd >= 0) {
 		close(r->fd);
 		r->fd = -1;
+		if (!r->complete)
+			r->size = 0; /* the bytes of a failed download went with it */
 	}
 	engine_unlock();
 	free_handle(h);
@@ -1454,10 +1491,12 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	w->size = size;
 	http->data = w;
 	http->on_done = execute_done;
-	if (park(w))
+	if (park(w)) {
 		http_submit(http);
-	else
+	} else {
 		http_request_free(http);
+		free(w);
+	}
 }
 
 static void cancel_done(struct http_request *req)
@@ -1506,10 +1545,12 @@ void engine_cancel(fuse_req_t req, struct execution *ex, size_t size)
 	w->size = size;
 	http->data = w;
 	http->on_done = cancel_done;
-	if (park(w))
+	if (park(w)) {
 		http_submit(http);
-	else
+	} else {
 		http_request_free(http);
+		free(w);
+	}
 }
 
 /* ---- attributes and generated files -------------------------------------- */

@@ -71,7 +71,6 @@ struct query {
 	char latest[72];	/* run holding the latest result */
 	time_t latest_checked;	/* when the API last confirmed `latest` */
 	char *error;		/* last error, NULL if none */
-	char page_cached[FORMAT_COUNT][72]; /* run whose bytes the page cache holds */
 	int listed;		/* shown in /queries, persisted */
 	int resolving;		/* a latest request is in flight */
 	int resolve_error;	/* errno of the last resolution, 0 if it worked */

@@ -308,32 +308,34 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
+/* Where the entry starting at pos ends: the offset fuse_add_direntry()
+ * stored in it, which is always past pos and within the listing. */
+static size_t entry_end(const struct listing *l, size_t pos)
+{
+	uint64_t next;
+
+	memcpy(&next, l->buf.data + pos + 8, sizeof(next)); /* struct fuse_dirent.off */
+	return next > pos && next <= l->buf.len ? (size_t)next : l->buf.len;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+	size_t pos = 0, end;
 
 	(void)ino;
-	if ((size_t)off >= l->buf.len)
-		return (void)fuse_reply_buf(req, NULL, 0);
-	/* entries are whole: cut at the last one that fits */
-	{
-		size_t end = (size_t)off, next = (size_t)off;
-
-		while (next < l->buf.len) {
-			const struct fuse_dirent {
-				uint64_t ino;
-				uint64_t off;
-				uint32_t namelen;
-				uint32_t type;
-			} *d = (const void *)(l->buf.data + next);
-
-			if (d->off - (size_t)off > size)
-				break;
-			end = next = d->off;
-		}
-		reply_copy(req, l->buf.data + off, end - (size_t)off);
-	}
+	if (off < 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	/* offsets are the ends of entries; anything else was not handed out */
+	while (pos < (size_t)off && pos < l->buf.len)
+		pos = entry_end(l, pos);
+	if (pos != (size_t)off)
+		return (void)fuse_reply_err(req, EINVAL);
+	/* whole entries only: stop at the last one that fits */
+	for (end = pos; end < l->buf.len && entry_end(l, end) - pos <= size;)
+		end = entry_end(l, end);
+	reply_copy(req, l->buf.data + pos, end - pos);
 }
 
 static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -215,6 +215,12 @@ static int start_attempt(struct http_request *req)
 		curl_easy_setopt(easy, CURLOPT_CAINFO, engine.ca_file);
 	if (strcmp(req->method, "GET") != 0)
 		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+	if (req->starts_run) {
+		/* libcurl resends a request on its own when a reused connection
+		 * turns out dead; for one that starts a paid run, never reuse */
+		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+	}
 	if (req->body) {
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
 	} else if (strcmp(req->method, "POST") == 0) {
@@ -244,6 +250,32 @@ static void end_attempt(struct http_request *req)
 	req->next = NULL;
 }
 
+/* Retry-After: delay-seconds or an HTTP-date; otherwise keep `fallback`. */
+static long retry_after_ms(const char *value, long fallback)
+{
+	char text[64];
+	size_t len;
+	char *end;
+	long seconds;
+
+	while (*value == ' ' || *value == '\t')
+		value++;
+	len = strcspn(value, "\r\n");
+	if (len >= sizeof(text))
+		return fallback;
+	memcpy(text, value, len);
+	text[len] = '\0';
+	seconds = strtol(text, &end, 10);
+	if (end == text || seconds < 0) {
+		time_t when = curl_getdate(text, NULL);
+
+		if (when == -1)
+			return fallback;
+		seconds = when > time(NULL) ? (long)(when - time(NULL)) : 0;
+	}
+	return seconds * 1000 > HTTP_MAX_RETRY_AFTER_MS ? HTTP_MAX_RETRY_AFTER_MS : seconds * 1000;
+}
+
 /* Milliseconds until the retry, or -1 for no retry. */
 static long retry_delay(struct http_request *req, CURLcode code)
 {
@@ -263,13 +295,8 @@ static long retry_delay(struct http_request *req, CURLcode code)
 	if (req->status == 429 || (!req->starts_run && (req->status == 502 || req->status == 503 ||
 							 req->status == 504))) {
 		ra = h->data ? strcasestr(h->data, "\nretry-after:") : NULL;
-		if (ra) {
-			long seconds = strtol(ra + 13, NULL, 10);
-
-			if (seconds >= 0)
-				delay = seconds * 1000 > HTTP_MAX_RETRY_AFTER_MS ? HTTP_MAX_RETRY_AFTER_MS
-										 : seconds * 1000;
-		}
+		if (ra)
+			delay = retry_after_ms(ra + 13, delay);
 		return delay;
 	}
 	return -1;

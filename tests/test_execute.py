@@ -125,3 +125,22 @@ def test_performance_option_sent(mounts, fake):
     open(m.p("executions", eid, "results.csv"), "rb").read()  # waits for the end
     doc = open(m.p("executions", eid, "status.json")).read()
     assert '"execution_cost_credits": 20' in doc or '"execution_cost_credits":20' in doc
+
+
+def test_signal_during_execute_write_never_makes_two_runs(mnt, fake):
+    # a writer that retries on EINTR (Python, Go) must not start a second run
+    fake.add_fault(match="/execute", action="delay", seconds=1.5)
+    script = (
+        "import os, signal, sys\n"
+        "signal.signal(signal.SIGINT, lambda *a: None)\n"
+        f"fd = os.open({mnt.p('queries', '1001', 'execute')!r}, os.O_RDWR)\n"
+        "os.write(fd, b'\\n')\n"
+        "print(os.pread(fd, 100, 0).decode().strip())\n")
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", script], stdout=subprocess.PIPE, text=True)
+    import time
+    time.sleep(0.5)
+    proc.send_signal(__import__("signal").SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert fake.executions()["1001"] == 1
+    assert os.readlink(mnt.p("queries", "1001", "last")).endswith(out.strip())

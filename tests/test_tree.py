@@ -119,3 +119,11 @@ def test_ls_and_find_work(mnt):
     assert out.returncode == 0, out.stderr
     out = subprocess.run(["find", mnt.p("queries")], capture_output=True, text=True, timeout=20)
     assert out.returncode == 0 and "/queries/1001/execute" in out.stdout
+
+
+def test_large_listing_over_many_readdir_calls(mnt, fake):
+    eids = {execute(mnt, 1001) for _ in range(120)}
+    listed = set(os.listdir(mnt.p("executions")))
+    assert eids <= listed and len(listed) == 120
+    out = subprocess.run(["ls", "-1", mnt.p("executions")], capture_output=True, text=True, timeout=30)
+    assert set(out.stdout.split()) == listed
