@@ -36,6 +36,7 @@ static struct {
 	struct http_request *retries;	/* waiting for their retry time */
 	struct http_request *active;	/* in the multi handle */
 	struct timer *timers;		/* sorted by due time */
+	long long paused_until_ms;	/* after a 429: no new attempt before this */
 } engine = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 long long http_now_ms(void)
@@ -314,6 +315,13 @@ static void finish(struct http_request *req, CURLcode code)
 			snprintf(req->error, sizeof(req->error), "%s", curl_easy_strerror(code));
 	}
 	delay = retry_delay(req, code);
+	if (code == CURLE_OK && req->status == 429) {
+		/* the API's budget is the source's, not the request's: everyone waits */
+		long long until = http_now_ms() + (delay >= 0 ? delay : 1000);
+
+		if (until > engine.paused_until_ms)
+			engine.paused_until_ms = until;
+	}
 	if (delay >= 0) {
 		log_info("%s %s: %s, retrying in %ld ms", req->method, req->url,
 			 code != CURLE_OK ? req->error : "HTTP error", delay);
@@ -334,7 +342,7 @@ static void run_due(void)
 	struct timer *due = NULL, **tail = &due, *t;
 
 	pthread_mutex_lock(&engine.lock);
-	while (engine.queue) {
+	while (engine.queue && now >= engine.paused_until_ms) {
 		req = engine.queue;
 		engine.queue = req->next;
 		req->next = ready;
@@ -351,7 +359,7 @@ static void run_due(void)
 
 	for (pos = &engine.retries; *pos;) {
 		req = *pos;
-		if (req->retry_at_ms <= now) {
+		if (req->retry_at_ms <= now && now >= engine.paused_until_ms) {
 			*pos = req->next;
 			req->next = ready;
 			ready = req;
@@ -384,13 +392,17 @@ static long next_wait_ms(void)
 
 	pthread_mutex_lock(&engine.lock);
 	if (engine.queue)
-		next = now;
+		next = now > engine.paused_until_ms ? now : engine.paused_until_ms;
 	if (engine.timers && engine.timers->due_ms < next)
 		next = engine.timers->due_ms;
 	pthread_mutex_unlock(&engine.lock);
-	for (req = engine.retries; req; req = req->next)
-		if (req->retry_at_ms < next)
-			next = req->retry_at_ms;
+	for (req = engine.retries; req; req = req->next) {
+		long long at = req->retry_at_ms > engine.paused_until_ms ? req->retry_at_ms
+									 : engine.paused_until_ms;
+
+		if (at < next)
+			next = at;
+	}
 	curl_multi_timeout(engine.multi, &curl_timeout);
 	if (curl_timeout >= 0 && now + curl_timeout < next)
 		next = now + curl_timeout;

@@ -216,3 +216,17 @@ def test_body_cut_mid_page_resumes_byte_identical(mnt, fake):
     import json
     assert len(json.loads(doc)["result"]["rows"]) == 5000
     assert [e.get("fault") for e in fake.log() if e.get("fault")] == ["cut_body", "cut_body"]
+
+
+def test_429_pauses_the_whole_source(mnt, fake):
+    import threading
+    fake.add_fault(match="/query/1001/results", action="status", code=429, retry_after=1, count=1)
+    t = threading.Thread(target=lambda: read(mnt.p("queries", "1001", "latest.csv")))
+    t.start()
+    time.sleep(0.3)
+    read(mnt.p("queries", "1003", "latest.csv"))  # another query, same source
+    t.join(30)
+    log = fake.log()
+    limited = next(e["time"] for e in log if e["status"] == 429)
+    after = [e["time"] - limited for e in log if e["time"] > limited]
+    assert after and min(after) >= 0.9  # nobody asked again before Retry-After passed
