@@ -1376,7 +1376,7 @@ void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		if (!h->text || (size_t)off >= h->text_len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			reply_copy(req, h->text + off,
+			fs_reply_copy(req, h->text + off,
 				   h->text_len - (size_t)off < size ? h->text_len - (size_t)off : size);
 		return;
 	}
@@ -1743,20 +1743,16 @@ static void watch_mount(void *data, int cancelled)
 	http_later(500, watch_mount, NULL);
 }
 
-int engine_init(const struct engine_config *cfg)
+void engine_init(const struct engine_config *cfg)
 {
-	int rc;
-
 	config = *cfg;
 	mount_time = time(NULL);
 	cache_list_entries("executions", load_execution, NULL);
 	cache_list_entries("queries", load_query, NULL);
-	rc = 0;
 	if (config.timeout)
 		http_later(250, sweep_timeouts, NULL);
 	if (config.mount_dev[0])
 		http_later(500, watch_mount, NULL);
-	return rc;
 }
 
 void engine_shutdown(void)

@@ -124,7 +124,9 @@ struct handle {
 	size_t text_len;
 };
 
-int engine_init(const struct engine_config *config);
+/* Loads the index from the cache directory and starts the timers. The HTTP
+ * engine must be running. */
+void engine_init(const struct engine_config *config);
 
 /* Ends every parked request with an error, stops the HTTP engine. */
 void engine_shutdown(void);

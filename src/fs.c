@@ -220,7 +220,7 @@ static void do_readlink(fuse_req_t req, fuse_ino_t ino)
 /* Replies with a private copy of data: once the kernel has the reply, the
  * opener may close and a release on another thread free the original while
  * this thread is still returning from writev(). */
-void reply_copy(fuse_req_t req, const char *data, size_t len)
+void fs_reply_copy(fuse_req_t req, const char *data, size_t len)
 {
 	char *copy = len ? malloc(len) : NULL;
 
@@ -335,7 +335,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* whole entries only: stop at the last one that fits */
 	for (end = pos; end < l->buf.len && entry_end(l, end) - pos <= size;)
 		end = entry_end(l, end);
-	reply_copy(req, l->buf.data + pos, end - pos);
+	fs_reply_copy(req, l->buf.data + pos, end - pos);
 }
 
 static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

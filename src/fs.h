@@ -8,6 +8,6 @@
 extern const struct fuse_lowlevel_ops fs_operations;
 
 /* Replies with a copy of data, safe against a concurrent release freeing it. */
-void reply_copy(fuse_req_t req, const char *data, size_t len);
+void fs_reply_copy(fuse_req_t req, const char *data, size_t len);
 
 #endif

@@ -34,7 +34,7 @@ class Mount:
     """One execfs process and its mountpoint."""
 
     def __init__(self, fake, tmp, options=(), env=None, source=None, key=None,
-                 cache_dir=None, name="mnt"):
+                 cache_dir=None, name="mnt", args=()):
         self.fake = fake
         self.path = str(tmp / name)
         self.cache = cache_dir or str(tmp / "cache")
@@ -43,6 +43,7 @@ class Mount:
         self.key = key if key is not None else fake.key
         self.source = source or f"dune:http://127.0.0.1:{fake.port}"
         self.env = env
+        self.args = list(args)
         self.proc = None
         os.makedirs(self.path, exist_ok=True)
 
@@ -55,7 +56,7 @@ class Mount:
         else:
             env.update(self.env)
         opts = [f"cache_dir={self.cache}"] + self.options
-        argv = [EXECFS, self.source, self.path, "-f", "-o", ",".join(opts)]
+        argv = [EXECFS, self.source, self.path, "-f", "-o", ",".join(opts)] + self.args
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
                                      stderr=self.stderr, env=env)

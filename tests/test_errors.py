@@ -179,7 +179,13 @@ def test_api_unreachable_is_eio_then_recovers(fake, tmp_path):
         m.stop()
 
 
-def test_key_appears_nowhere(mnt, fake):
+@pytest.fixture(params=["normal", "debug"])
+def any_log_level(request, mounts):
+    return mounts(args=["-d"] if request.param == "debug" else [])
+
+
+def test_key_appears_nowhere(any_log_level, fake):
+    mnt = any_log_level
     eid = execute(mnt, 1005)
     read(mnt.p("executions", eid, "results.csv"))
     read(mnt.p("executions", eid, "results.json"))
@@ -200,6 +206,7 @@ def test_key_appears_nowhere(mnt, fake):
         for name in files:
             assert key not in read(os.path.join(dirpath, name))
     assert fake.key not in mnt.log()
+    assert "GET " in mnt.log() or "-d" not in mnt.args  # debug lines name the requests
     cmdline = read(f"/proc/{mnt.proc.pid}/cmdline")
     assert key not in cmdline
     assert all(not e["key_in_url"] for e in fake.log())
