@@ -193,3 +193,25 @@ def test_status_json_of_a_latest_run(mnt, fake):
     assert doc["execution_id"] == eid and doc["state"] == "QUERY_STATE_COMPLETED"
     assert read(mnt.p("executions", eid, "status"), "r") == "success\n"
     assert os.readlink(mnt.p("executions", eid, "query")) == "../../queries/1001"
+
+
+def test_readers_served_while_later_pages_are_still_coming(mnt, fake):
+    eid = execute(mnt, 1005)
+    open(mnt.p("executions", eid, "status")).read()
+    fake.add_fault(match="offset=2000", action="delay", seconds=3)
+    head = subprocess.run(["head", "-c", "100", mnt.p("executions", eid, "results.csv")],
+                          capture_output=True, timeout=30)
+    # head had its bytes while page 3 was still delayed: page 4 not asked for yet
+    assert not [e for e in fake.log() if "offset=3000" in e["query"]]
+    assert len(head.stdout) == 100
+    whole = read(mnt.p("executions", eid, "results.csv"))
+    assert whole[:100] == head.stdout and whole == fake_csv(fake, eid)
+
+
+def test_complete_result_can_be_mmapped(mnt, fake):
+    import mmap
+    eid = execute(mnt, 1005)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    with open(mnt.p("executions", eid, "results.csv"), "rb") as f:
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+            assert mm[:] == data
