@@ -186,7 +186,7 @@ static void result_path(char *out, size_t outlen, const char *eid, enum result_f
 	snprintf(out, outlen, "results/%s.%s%s", eid, result_format_ext(format), suffix);
 }
 
-int cache_result_open(const char *eid, enum result_format format, off_t *size)
+int cache_result_open(const char *eid, enum result_format format, off_t *size, time_t *mtime)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -201,6 +201,8 @@ int cache_result_open(const char *eid, enum result_format format, off_t *size)
 		return -errno;
 	}
 	*size = st.st_size;
+	if (mtime)
+		*mtime = st.st_mtime;
 	return fd;
 }
 
@@ -226,6 +228,14 @@ int cache_result_commit(const char *eid, enum result_format format, int fd)
 		return -errno;
 	sync_dir("results");
 	return 0;
+}
+
+void cache_result_remove(const char *eid, enum result_format format)
+{
+	char path[PATH_MAX];
+
+	result_path(path, sizeof(path), eid, format, "");
+	unlinkat(cache_fd, path, 0);
 }
 
 void cache_result_abandon(const char *eid, enum result_format format)

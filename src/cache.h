@@ -32,14 +32,18 @@ char *cache_get_entry(const char *kind, const char *name);
 /* Calls fn for each entry name of an index kind. */
 void cache_list_entries(const char *kind, void (*fn)(const char *name, void *data), void *data);
 
-/* Opens a complete result read-only; sets *size. Returns fd or -errno. */
-int cache_result_open(const char *eid, enum result_format format, off_t *size);
+/* Opens a complete result read-only; sets *size and, if not NULL, *mtime.
+ * Returns fd or -errno. */
+int cache_result_open(const char *eid, enum result_format format, off_t *size, time_t *mtime);
 
 /* Creates the temporary file of a download. Returns fd (read-write) or -errno. */
 int cache_result_begin(const char *eid, enum result_format format);
 
 /* The download is complete: fsync and rename into place. fd stays usable. */
 int cache_result_commit(const char *eid, enum result_format format, int fd);
+
+/* Removes a complete result (evicted). Readers holding it open keep reading. */
+void cache_result_remove(const char *eid, enum result_format format);
 
 /* The download failed: remove its temporary file. */
 void cache_result_abandon(const char *eid, enum result_format format);

@@ -31,6 +31,7 @@ static struct object **objects;
 static unsigned object_count, object_alloc;
 static struct object *buckets[HASH_BUCKETS];
 static time_t mount_time;
+static unsigned long long cache_bytes;	/* complete results on disk */
 static int detached;	/* the mount is gone: nothing waits any more */
 
 void engine_lock(void)
@@ -358,9 +359,10 @@ static struct execution *execution_new(const char *eid)
 		r->format = (enum result_format)f;
 		r->fd = -1;
 		buffer_init(&r->out, RESULT_OUT_CAP);
-		fd = cache_result_open(eid, r->format, &r->size);
+		fd = cache_result_open(eid, r->format, &r->size, &r->last_used);
 		if (fd >= 0) {
 			r->complete = 1;
+			cache_bytes += (unsigned long long)r->size;
 			close(fd);
 		} else {
 			r->size = 0;
@@ -612,6 +614,37 @@ static void fail_download(struct result *r, const struct api_error *err)
 	send_all(ready);
 }
 
+/* Keeps complete results under cache_size (lock held): the least recently
+ * opened go first; a result someone has open, or being downloaded, stays. */
+static void evict_over_cap(void)
+{
+	while (cache_bytes > config.cache_size) {
+		struct result *oldest = NULL;
+
+		for (unsigned i = 0; i < object_count; i++) {
+			struct execution *ex = (struct execution *)objects[i];
+
+			if (objects[i]->type != OBJECT_EXECUTION)
+				continue;
+			for (int f = 0; f < FORMAT_COUNT; f++) {
+				struct result *r = &ex->results[f];
+
+				if (r->complete && r->opens == 0 && !r->downloading &&
+				    (!oldest || r->last_used < oldest->last_used))
+					oldest = r;
+			}
+		}
+		if (!oldest)
+			return; /* everything left is in use */
+		cache_result_remove(oldest->ex->obj.id, oldest->format);
+		log_debug("evicted executions/%s/results.%s (%lld bytes)", oldest->ex->obj.id,
+			  result_format_ext(oldest->format), (long long)oldest->size);
+		cache_bytes -= (unsigned long long)oldest->size;
+		oldest->complete = 0;
+		oldest->size = 0;
+	}
+}
+
 /* Writes what the decoder produced; bytes an earlier attempt at the same page
  * wrote already are skipped, so a retried page resumes where it broke off. */
 static int flush_out(struct result *r)
@@ -690,11 +723,14 @@ static void finish_download(struct result *r)
 	buffer_free(&r->out);
 	r->complete = 1;
 	r->downloading = 0;
+	r->last_used = time(NULL);
+	cache_bytes += (unsigned long long)r->size;
 	collect(r, &ready);
 	if (r->opens == 0) {
 		close(r->fd);
 		r->fd = -1;
 	}
+	evict_over_cap();
 	engine_unlock();
 	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
 		  result_format_ext(r->format), (long long)r->size);
@@ -1044,16 +1080,18 @@ static void bind_result(struct handle *h, struct result *r)
 	r->opens++;
 	if (r->complete && r->fd < 0) {
 		off_t size;
-		int fd = cache_result_open(r->ex->obj.id, r->format, &size);
+		int fd = cache_result_open(r->ex->obj.id, r->format, &size, NULL);
 
 		if (fd >= 0) {
 			r->fd = fd;
 			r->size = size;
 		} else {
-			r->complete = 0; /* evicted or removed behind our back */
+			r->complete = 0; /* removed behind our back */
+			cache_bytes -= (unsigned long long)r->size;
 			r->size = 0;
 		}
 	}
+	r->last_used = time(NULL);
 	if (!r->complete && r->fd < 0)
 		r->size = 0;
 	if (!r->downloading && r->error) {
@@ -1336,6 +1374,7 @@ void engine_release(struct handle *h)
 		r->fd = -1;
 		if (!r->complete)
 			r->size = 0; /* the bytes of a failed download went with it */
+		evict_over_cap();
 	}
 	engine_unlock();
 	free_handle(h);
@@ -1749,6 +1788,9 @@ void engine_init(const struct engine_config *cfg)
 	mount_time = time(NULL);
 	cache_list_entries("executions", load_execution, NULL);
 	cache_list_entries("queries", load_query, NULL);
+	engine_lock();
+	evict_over_cap(); /* cache_size may be smaller than last time */
+	engine_unlock();
 	if (config.timeout)
 		http_later(250, sweep_timeouts, NULL);
 	if (config.mount_dev[0])

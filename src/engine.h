@@ -87,6 +87,7 @@ struct result {
 	int downloading;
 	int opens;
 	int waiters;
+	time_t last_used;	/* for LRU eviction under cache_size */
 	/* download state, engine thread only */
 	struct result_decoder *decoder;
 	struct buffer out;

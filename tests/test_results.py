@@ -215,3 +215,38 @@ def test_complete_result_can_be_mmapped(mnt, fake):
     with open(mnt.p("executions", eid, "results.csv"), "rb") as f:
         with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
             assert mm[:] == data
+
+
+def cached_results(m):
+    d = os.path.join(m.cache, "results")
+    return {n: os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)}
+
+
+def test_cache_size_evicts_least_recently_used_never_open_files(mounts, fake):
+    m = mounts(options=["cache_size=1K"])  # a 1001 result is 540 bytes
+    a, b, c = (execute(m, 1001) for _ in range(3))
+    held = open(m.p("executions", a, "results.csv"), "rb")  # a stays open throughout
+    data_a = held.read()
+    data_b = read(m.p("executions", b, "results.csv"))
+    data_c = read(m.p("executions", c, "results.csv"))
+    names = cached_results(m)
+    assert f"{a}.csv" in names  # open: never evicted
+    assert f"{b}.csv" not in names  # least recently used of the closed ones
+    held.close()
+    assert sum(cached_results(m).values()) <= 1024
+    # an evicted result is fetched again, byte for byte
+    fake.reset()
+    assert read(m.p("executions", b, "results.csv")) == data_b
+    assert requests_to(fake, f"/execution/{b}/results/csv")
+    assert data_a == fake_csv(fake, a) and data_c == fake_csv(fake, c)
+    assert sum(cached_results(m).values()) <= 1024
+
+
+def test_cache_size_applies_at_mount(mounts, fake):
+    m = mounts()
+    for _ in range(3):
+        read(m.p("executions", execute(m, 1001), "results.csv"))
+    m.stop()
+    m2 = mounts(name="mnt2", cache_dir=m.cache, options=["cache_size=1K"])
+    assert sum(cached_results(m2).values()) <= 1024
+    assert len(os.listdir(m2.p("executions"))) == 3  # the index stays whole
