@@ -14,7 +14,7 @@
 /* Rows a page asks for; the server may send fewer and says where to go on. */
 #define DUNE_PAGE_ROWS 32000
 /* One JSON page is held whole while it is merged; no page may pass this. */
-#define DUNE_JSON_PAGE_CAP (512u << 20)
+#define DUNE_JSON_PAGE_CAP (256u << 20) /* at most RESULT_OUT_CAP of the engine */
 
 static char *dune_auth_header(const char *key)
 {

@@ -69,6 +69,7 @@ struct waiter {
 	int ready;
 	int err;
 	int fd;
+	char *data;		/* copied bytes when no descriptor could be had */
 	off_t data_off;
 	size_t data_len;
 	struct fuse_entry_param entry;
@@ -123,8 +124,10 @@ static void send_reply(struct waiter *w)
 	}
 	switch (w->kind) {
 	case WAIT_READ:
-		if (w->data_len == 0) {
-			fuse_reply_buf(w->req, NULL, 0);
+		if (w->data_len == 0 || w->data) {
+			fuse_reply_buf(w->req, w->data, w->data_len);
+			free(w->data);
+			w->data = NULL;
 		} else {
 			struct fuse_bufvec buf = FUSE_BUFVEC_INIT(w->data_len);
 
@@ -541,6 +544,8 @@ static void log_failure(const char *path, const struct http_request *req, const 
 {
 	char status[32] = "";
 
+	if (req->shutdown)
+		return; /* not a fault: the mount is going away */
 	if (err->http_status)
 		snprintf(status, sizeof(status), "HTTP %ld: ", err->http_status);
 	log_error("%s: %s %s: %s%s%s", path, req->method, req->url, status, err->message,
@@ -558,6 +563,8 @@ static int request_outcome(struct http_request *req, struct api_error *err)
 	memset(err, 0, sizeof(*err));
 	if (req->aborted)
 		return api_fail(err, req->abort_errno, req->status, "%s", strerror(req->abort_errno));
+	if (req->shutdown)
+		return api_fail(err, ENOTCONN, 0, "%s", req->error);
 	if (req->transport_failed)
 		return api_fail(err, EIO, 0, "API unreachable: %s", req->error);
 	if (req->status >= 200 && req->status < 300)
@@ -1116,6 +1123,24 @@ static void fill_text(struct handle *h)
 	h->text = engine_file_text(h->obj, h->kind, &h->text_len);
 }
 
+/* Out of descriptors (thousands of replies at once): copy the bytes while
+ * the lock still keeps r->fd open. */
+static void read_copy(struct waiter *w, struct result *r)
+{
+	ssize_t n;
+
+	w->data = malloc(w->data_len);
+	n = w->data ? pread(r->fd, w->data, w->data_len, w->data_off) : -1;
+	if (n < 0) {
+		log_error("executions/%s: reading the cached result: %s", r->ex->obj.id, strerror(w->data ? errno : ENOMEM));
+		free(w->data);
+		w->data = NULL;
+		w->err = EIO;
+		return;
+	}
+	w->data_len = (size_t)n;
+}
+
 static int evaluate_read(struct waiter *w)
 {
 	struct result *r = w->target;
@@ -1124,11 +1149,11 @@ static int evaluate_read(struct waiter *w)
 	if (r->size > w->off) {
 		/* its own descriptor: the reply goes out after the lock is dropped,
 		 * when a restarted download may have closed r->fd */
-		w->fd = dup(r->fd);
-		if (w->fd < 0)
-			return w->err = EIO, 1;
 		w->data_off = w->off;
 		w->data_len = (size_t)(r->size - w->off) < w->size ? (size_t)(r->size - w->off) : w->size;
+		w->fd = dup(r->fd);
+		if (w->fd < 0)
+			return read_copy(w, r), 1;
 		return 1;
 	}
 	if (r->complete)

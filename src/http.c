@@ -417,6 +417,7 @@ static void fail_all(struct http_request *list)
 		list = req->next;
 		req->next = NULL;
 		req->transport_failed = 1;
+		req->shutdown = 1;
 		req->status = 0;
 		snprintf(req->error, sizeof(req->error), "the filesystem is shutting down");
 		req->on_done(req);

@@ -38,6 +38,7 @@ struct http_request {
 	int transport_failed;	/* 1 when the exchange broke (see error) */
 	int aborted;		/* on_data returned an error: `abort_errno` */
 	int abort_errno;
+	int shutdown;		/* failed because the filesystem is going away */
 	char error[256];	/* curl's words for a transport failure */
 	struct buffer headers;	/* raw header lines of the final response */
 	struct buffer response;	/* the body, when not streamed or not 2xx */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -205,6 +206,23 @@ static char *default_cache_dir(const char *source)
 	return dir;
 }
 
+/* mountinfo writes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
 /* "major:minor" of the newest mount at mountpoint, from /proc/self/mountinfo.
  * The mountpoint is already absolute (fuse_parse_cmdline); it is not
  * resolved again, as that would stat the mount before anyone serves it. */
@@ -220,10 +238,25 @@ static void find_mount_dev(const char *mountpoint, char *out, size_t outlen)
 	while (fgets(line, sizeof(line), f)) {
 		char dev[32], point[PATH_MAX];
 
-		if (sscanf(line, "%*d %*d %31s %*s %4095s", dev, point) == 2 && strcmp(point, real) == 0)
+		if (sscanf(line, "%*d %*d %31s %*s %4095s", dev, point) != 2)
+			continue;
+		unescape_octal(point);
+		if (strcmp(point, real) == 0)
 			snprintf(out, outlen, "%s", dev); /* the last one is on top */
 	}
 	fclose(f);
+}
+
+/* Every parked reader answered at once dups a descriptor for its reply:
+ * take all the descriptors the hard limit allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 int main(int argc, char *argv[])
@@ -286,6 +319,7 @@ int main(int argc, char *argv[])
 	key = find_key(&opts, &backend);
 	if (!key)
 		goto out_cmd;
+	raise_fd_limit();
 	auth = backend.ops->auth_header(key);
 	explicit_bzero(key, strlen(key));
 	if (!auth)
