@@ -65,6 +65,60 @@ void api_request_free(struct api_request *req)
 	req->body = NULL;
 }
 
+char *api_url(const char *fmt, ...)
+{
+	va_list ap;
+	char *url = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&url, fmt, ap) < 0)
+		url = NULL;
+	va_end(ap);
+	return url;
+}
+
+int api_request_make(struct api_request *req, const char *method, char *url)
+{
+	req->method = method;
+	req->url = url;
+	req->body = NULL;
+	req->starts_run = 0;
+	return url ? 0 : -ENOMEM;
+}
+
+cJSON *api_json_reply(const struct api_response *resp, struct api_error *err)
+{
+	cJSON *doc;
+
+	if (!api_response_is_json(resp)) {
+		api_fail(err, EIO, resp->status, "expected JSON, got %s (HTTP %ld)",
+			 api_response_is_html(resp) ? "HTML" : "something else", resp->status);
+		return NULL;
+	}
+	doc = cJSON_ParseWithLength(resp->body, resp->len);
+	if (!cJSON_IsObject(doc)) {
+		cJSON_Delete(doc);
+		api_fail(err, EIO, resp->status, "malformed JSON in the reply");
+		return NULL;
+	}
+	return doc;
+}
+
+int api_json_id(const cJSON *doc, const char *name, char *out, size_t outlen)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+
+	if (cJSON_IsString(item) && item->valuestring[0] && strlen(item->valuestring) < outlen) {
+		strcpy(out, item->valuestring);
+		return 1;
+	}
+	if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 1e18) {
+		snprintf(out, outlen, "%.0f", item->valuedouble);
+		return 1;
+	}
+	return 0;
+}
+
 void exec_info_free(struct exec_info *info)
 {
 	free(info->error_message);
@@ -119,6 +173,22 @@ int api_response_is_json(const struct api_response *resp)
 	return 0;
 }
 
+int api_response_is_html(const struct api_response *resp)
+{
+	char type[128];
+
+	if (api_response_header(resp, "Content-Type", type, sizeof(type)))
+		return strncasecmp(type, "text/html", 9) == 0;
+	for (size_t i = 0; i < resp->len; i++) {
+		char c = resp->body[i];
+
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		return c == '<';
+	}
+	return 0;
+}
+
 static int origin_of(const char *url, char *out, size_t outlen)
 {
 	const char *host = strstr(url, "://");
@@ -146,6 +216,7 @@ int backend_same_origin(const struct backend *b, const char *url)
 
 static const struct backend_ops *const all_backends[] = {
 	&dune_backend_ops,
+	&redash_backend_ops,
 };
 
 int backend_init(struct backend *b, const char *source, struct api_error *err)

@@ -52,6 +52,18 @@ struct api_error {
 int api_fail(struct api_error *err, int errnum, long http_status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Which call a request is, for reading its errors: the same HTTP status can
+ * mean different things on different routes (redash answers 500 for a job
+ * it does not know). */
+enum api_call {
+	CALL_EXECUTE_PREPARE,
+	CALL_EXECUTE,
+	CALL_STATUS,
+	CALL_CANCEL,
+	CALL_LATEST,
+	CALL_RESULT,
+};
+
 /* A request a backend wants made. url and body are malloc'd; the caller
  * frees them with api_request_free(). */
 struct api_request {
@@ -62,6 +74,12 @@ struct api_request {
 };
 
 void api_request_free(struct api_request *req);
+
+/* A malloc'd URL from a format; NULL when out of memory. */
+char *api_url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Fills a request with no body; takes url (NULL: -ENOMEM). */
+int api_request_make(struct api_request *req, const char *method, char *url);
 
 /* A response as received. headers holds the raw header lines of the final
  * response; body is NUL-terminated. */
@@ -79,6 +97,17 @@ int api_response_header(const struct api_response *resp, const char *name, char 
 /* Whether the response claims JSON in its Content-Type. A response with no
  * Content-Type counts as JSON if its body starts like JSON. */
 int api_response_is_json(const struct api_response *resp);
+
+/* Whether the response is an HTML page (a proxy's, or a login page). */
+int api_response_is_html(const struct api_response *resp);
+
+/* The reply as a JSON object, or NULL with EIO in err (HTML, not JSON,
+ * malformed). */
+struct cJSON *api_json_reply(const struct api_response *resp, struct api_error *err);
+
+/* Copies member name, a non-empty string or a whole number, into out.
+ * Returns 1 when found. */
+int api_json_id(const struct cJSON *doc, const char *name, char *out, size_t outlen);
 
 /* What a status request (or an execute that finished at once) tells. */
 struct exec_info {
@@ -99,6 +128,11 @@ struct result_decoder;
 struct result_decoder_ops {
 	/* A page (or a new attempt at it) starts. */
 	void (*page_begin)(struct result_decoder *d);
+	/* Optional: the status and headers of the current page, before its
+	 * first body byte (resp->body is empty). An error fails the download
+	 * before any byte of a wrong body reaches a reader. */
+	int (*page_headers)(struct result_decoder *d, const struct api_response *resp,
+			    struct api_error *err);
 	/* Body bytes of the current page; output goes to out. */
 	int (*page_data)(struct result_decoder *d, const char *data, size_t len,
 			 struct buffer *out, struct api_error *err);
@@ -127,14 +161,22 @@ struct backend_ops {
 	/* The header line carrying the key ("X-Dune-API-Key: ..."), malloc'd. */
 	char *(*auth_header)(const char *key);
 
-	/* execute: params is a JSON object or NULL for the defaults. */
+	/* Optional: a request whose reply execute_request needs (redash: the
+	 * query's parameter definitions, to fill in defaults and types). */
+	int (*execute_prepare)(const struct backend *b, const char *qid, struct api_request *req);
+	/* execute: params is a JSON object or NULL for the defaults; prepared
+	 * is the reply to execute_prepare, or NULL. */
 	int (*execute_request)(const struct backend *b, const char *qid, const struct cJSON *params,
-			       struct api_request *req, struct api_error *err);
+			       const struct api_response *prepared, struct api_request *req,
+			       struct api_error *err);
 	/* Gives the new run's id in info->execution_id, and its state when the
 	 * reply tells it. */
 	int (*execute_parse)(const struct backend *b, const struct api_response *resp,
 			     struct exec_info *info, struct api_error *err);
 
+	/* Optional: fills info and returns 1 when the id alone tells the state
+	 * (redash: a result id names a finished result), so nothing is asked. */
+	int (*status_local)(const struct backend *b, const char *eid, struct exec_info *info);
 	int (*status_request)(const struct backend *b, const char *eid, struct api_request *req);
 	int (*status_parse)(const struct backend *b, const struct api_response *resp,
 			    struct exec_info *info, struct api_error *err);
@@ -154,8 +196,8 @@ struct backend_ops {
 			      enum result_format format, struct api_request *req);
 	struct result_decoder *(*decoder_new)(const struct backend *b, enum result_format format);
 
-	/* Any non-2xx reply: the errno and the API's message. */
-	void (*error_parse)(const struct backend *b, const struct api_response *resp,
+	/* Any non-2xx reply to a call: the errno and the API's message. */
+	void (*error_parse)(const struct backend *b, enum api_call call, const struct api_response *resp,
 			    struct api_error *err);
 };
 
@@ -175,5 +217,6 @@ int backend_init(struct backend *b, const char *source, struct api_error *err);
 int backend_same_origin(const struct backend *b, const char *url);
 
 extern const struct backend_ops dune_backend_ops;
+extern const struct backend_ops redash_backend_ops;
 
 #endif

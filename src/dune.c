@@ -26,38 +26,16 @@ static char *dune_auth_header(const char *key)
 	return line;
 }
 
-static char *format_url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *format_url(const char *fmt, ...)
-{
-	va_list ap;
-	char *url = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&url, fmt, ap) < 0)
-		url = NULL;
-	va_end(ap);
-	return url;
-}
-
-static int make_request(struct api_request *req, const char *method, char *url)
-{
-	req->method = method;
-	req->url = url;
-	req->body = NULL;
-	req->starts_run = 0;
-	return url ? 0 : -ENOMEM;
-}
-
 /* The API's message from {"error": "..."}, or a short summary of the body. */
-static void dune_error_parse(const struct backend *b, const struct api_response *resp,
-			     struct api_error *err)
+static void dune_error_parse(const struct backend *b, enum api_call call,
+			     const struct api_response *resp, struct api_error *err)
 {
 	cJSON *doc = NULL;
 	const cJSON *msg;
 	int errnum;
 
 	(void)b;
+	(void)call;
 	switch (resp->status) {
 	case 400: errnum = EINVAL; break;
 	case 401: errnum = EACCES; break;
@@ -85,18 +63,20 @@ static void dune_error_parse(const struct backend *b, const struct api_response 
 }
 
 static int dune_execute_request(const struct backend *b, const char *qid, const cJSON *params,
-				struct api_request *req, struct api_error *err)
+				const struct api_response *prepared, struct api_request *req,
+				struct api_error *err)
 {
 	cJSON *body = cJSON_CreateObject();
 	int rc;
 
+	(void)prepared;
 	if (!body)
 		return api_fail(err, ENOMEM, 0, "out of memory");
 	if (params && !cJSON_AddItemToObject(body, "query_parameters", cJSON_Duplicate(params, 1)))
 		goto nomem;
 	if (b->performance[0] && !cJSON_AddStringToObject(body, "performance", b->performance))
 		goto nomem;
-	rc = make_request(req, "POST", format_url("%s/query/%s/execute", b->base_url, qid));
+	rc = api_request_make(req, "POST", api_url("%s/query/%s/execute", b->base_url, qid));
 	if (rc)
 		goto nomem;
 	req->starts_run = 1;
@@ -112,47 +92,15 @@ nomem:
 	return api_fail(err, ENOMEM, 0, "out of memory");
 }
 
-static cJSON *parse_json_reply(const struct api_response *resp, struct api_error *err)
-{
-	cJSON *doc;
-
-	if (!api_response_is_json(resp)) {
-		api_fail(err, EIO, resp->status, "expected JSON, got something else (HTTP %ld)", resp->status);
-		return NULL;
-	}
-	doc = cJSON_ParseWithLength(resp->body, resp->len);
-	if (!cJSON_IsObject(doc)) {
-		cJSON_Delete(doc);
-		api_fail(err, EIO, resp->status, "malformed JSON in the reply");
-		return NULL;
-	}
-	return doc;
-}
-
-static int copy_string(const cJSON *doc, const char *name, char *out, size_t outlen)
-{
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
-
-	if (cJSON_IsString(item) && strlen(item->valuestring) < outlen) {
-		strcpy(out, item->valuestring);
-		return 1;
-	}
-	if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 1e18) {
-		snprintf(out, outlen, "%.0f", item->valuedouble);
-		return 1;
-	}
-	return 0;
-}
-
 static int dune_execute_parse(const struct backend *b, const struct api_response *resp,
 			      struct exec_info *info, struct api_error *err)
 {
-	cJSON *doc = parse_json_reply(resp, err);
+	cJSON *doc = api_json_reply(resp, err);
 
 	(void)b;
 	if (!doc)
 		return -err->err;
-	if (!copy_string(doc, "execution_id", info->execution_id, sizeof(info->execution_id))) {
+	if (!api_json_id(doc, "execution_id", info->execution_id, sizeof(info->execution_id))) {
 		cJSON_Delete(doc);
 		return api_fail(err, EIO, resp->status, "execute reply without an execution_id");
 	}
@@ -163,7 +111,7 @@ static int dune_execute_parse(const struct backend *b, const struct api_response
 
 static int dune_status_request(const struct backend *b, const char *eid, struct api_request *req)
 {
-	return make_request(req, "GET", format_url("%s/execution/%s/status", b->base_url, eid));
+	return api_request_make(req, "GET", api_url("%s/execution/%s/status", b->base_url, eid));
 }
 
 static enum exec_state dune_state(const char *name)
@@ -213,8 +161,8 @@ static int dune_fill_info(const cJSON *doc, const struct api_response *resp, str
 	if (!cJSON_IsString(state))
 		return api_fail(err, EIO, resp->status, "status reply without a state");
 	info->state = dune_state(state->valuestring);
-	copy_string(doc, "execution_id", info->execution_id, sizeof(info->execution_id));
-	copy_string(doc, "query_id", info->query_id, sizeof(info->query_id));
+	api_json_id(doc, "execution_id", info->execution_id, sizeof(info->execution_id));
+	api_json_id(doc, "query_id", info->query_id, sizeof(info->query_id));
 	info->ended_at = parse_time(cJSON_GetObjectItemCaseSensitive(doc, "execution_ended_at"));
 	if (cJSON_IsObject(error) && cJSON_IsString(cJSON_GetObjectItem(error, "message")))
 		info->error_message = strdup(cJSON_GetObjectItem(error, "message")->valuestring);
@@ -226,7 +174,7 @@ static int dune_fill_info(const cJSON *doc, const struct api_response *resp, str
 static int dune_status_parse(const struct backend *b, const struct api_response *resp,
 			     struct exec_info *info, struct api_error *err)
 {
-	cJSON *doc = parse_json_reply(resp, err);
+	cJSON *doc = api_json_reply(resp, err);
 	int rc;
 
 	(void)b;
@@ -242,13 +190,13 @@ static int dune_status_parse(const struct backend *b, const struct api_response 
 
 static int dune_cancel_request(const struct backend *b, const char *eid, struct api_request *req)
 {
-	return make_request(req, "POST", format_url("%s/execution/%s/cancel", b->base_url, eid));
+	return api_request_make(req, "POST", api_url("%s/execution/%s/cancel", b->base_url, eid));
 }
 
 static int dune_cancel_parse(const struct backend *b, const struct api_response *resp,
 			     struct api_error *err)
 {
-	cJSON *doc = parse_json_reply(resp, err);
+	cJSON *doc = api_json_reply(resp, err);
 	int ok;
 
 	(void)b;
@@ -263,14 +211,14 @@ static int dune_cancel_parse(const struct backend *b, const struct api_response 
 
 static int dune_latest_request(const struct backend *b, const char *qid, struct api_request *req)
 {
-	return make_request(req, "GET", format_url("%s/query/%s/results?limit=1&allow_partial_results=true",
+	return api_request_make(req, "GET", api_url("%s/query/%s/results?limit=1&allow_partial_results=true",
 						   b->base_url, qid));
 }
 
 static int dune_latest_parse(const struct backend *b, const struct api_response *resp,
 			     struct exec_info *info, struct api_error *err)
 {
-	cJSON *doc = parse_json_reply(resp, err);
+	cJSON *doc = api_json_reply(resp, err);
 	int rc;
 
 	(void)b;
@@ -291,8 +239,8 @@ static int dune_latest_parse(const struct backend *b, const struct api_response 
 static int dune_result_request(const struct backend *b, const struct exec_info *info,
 			       enum result_format format, struct api_request *req)
 {
-	return make_request(req, "GET",
-			    format_url("%s/execution/%s/results%s?limit=%d&allow_partial_results=true",
+	return api_request_make(req, "GET",
+			    api_url("%s/execution/%s/results%s?limit=%d&allow_partial_results=true",
 				       b->base_url, info->execution_id,
 				       format == FORMAT_CSV ? "/csv" : "", DUNE_PAGE_ROWS));
 }

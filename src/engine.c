@@ -69,6 +69,7 @@ struct waiter {
 	int ready;
 	int err;
 	int fd;
+	struct cJSON *params;	/* execute: the parsed request, kept while preparing */
 	char *data;		/* copied bytes when no descriptor could be had */
 	off_t data_off;
 	size_t data_len;
@@ -452,6 +453,8 @@ static void persist_execution(struct execution *ex)
 		return;
 	cJSON_AddStringToObject(doc, "query_id", ex->query_id);
 	cJSON_AddStringToObject(doc, "state", exec_state_word(ex->state));
+	if (ex->result_id[0])
+		cJSON_AddStringToObject(doc, "result_id", ex->result_id);
 	if (ex->error)
 		cJSON_AddStringToObject(doc, "error", ex->error);
 	if (ex->document)
@@ -489,6 +492,11 @@ static const char *json_string(const cJSON *doc, const char *name)
 	return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
+static void copy_id(char *out, size_t outlen, const char *id, int (*valid)(const char *))
+{
+	snprintf(out, outlen, "%s", id && valid(id) ? id : "");
+}
+
 static void load_execution(const char *eid, void *data)
 {
 	char *text = cache_get_entry("executions", eid);
@@ -501,6 +509,8 @@ static void load_execution(const char *eid, void *data)
 		ex->known = 1;
 		snprintf(ex->query_id, sizeof(ex->query_id), "%s", qid);
 		ex->state = exec_state_from_word(json_string(doc, "state"));
+		copy_id(ex->result_id, sizeof(ex->result_id), json_string(doc, "result_id"),
+			engine_valid_eid);
 		set_string(&ex->error, json_string(doc, "error"));
 		set_string(&ex->document, json_string(doc, "status"));
 	} else {
@@ -508,11 +518,6 @@ static void load_execution(const char *eid, void *data)
 	}
 	cJSON_Delete(doc);
 	free(text);
-}
-
-static void copy_id(char *out, size_t outlen, const char *id, int (*valid)(const char *))
-{
-	snprintf(out, outlen, "%s", id && valid(id) ? id : "");
 }
 
 static void load_query(const char *qid, void *data)
@@ -569,7 +574,7 @@ static int request_outcome(struct http_request *req, struct api_error *err)
 		return api_fail(err, EIO, 0, "API unreachable: %s", req->error);
 	if (req->status >= 200 && req->status < 300)
 		return 0;
-	config.backend->ops->error_parse(config.backend, &resp, err);
+	config.backend->ops->error_parse(config.backend, (enum api_call)req->call, &resp, err);
 	return -err->err;
 }
 
@@ -581,12 +586,14 @@ static struct api_response response_of(struct http_request *req)
 	return resp;
 }
 
-static struct http_request *request_from(struct api_request *api)
+static struct http_request *request_from(struct api_request *api, enum api_call call)
 {
 	struct http_request *req = http_request_new(api->method, api->url, api->body);
 
-	if (req)
+	if (req) {
 		req->starts_run = api->starts_run;
+		req->call = (int)call;
+	}
 	api_request_free(api);
 	return req;
 }
@@ -693,6 +700,7 @@ static void download_attempt(struct http_request *req)
 	struct result *r = req->data;
 
 	r->decoder->ops->page_begin(r->decoder);
+	r->headers_checked = 0;
 	r->attempt_bytes = 0;
 	buffer_reset(&r->out);
 }
@@ -701,10 +709,19 @@ static int download_data(struct http_request *req, const char *data, size_t len)
 {
 	struct result *r = req->data;
 	struct api_error err;
-	int rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
+	int rc;
 
+	if (!r->headers_checked && r->decoder->ops->page_headers) {
+		struct api_response resp = {req->status, req->headers.data, "", 0};
+
+		r->headers_checked = 1;
+		rc = r->decoder->ops->page_headers(r->decoder, &resp, &err);
+		if (rc)
+			return r->abort_err = err, rc;
+	}
+	rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
 	if (rc)
-		return rc;
+		return r->abort_err = err, rc;
 	return flush_out(r);
 }
 
@@ -753,6 +770,9 @@ static void download_request_done(struct http_request *req)
 	int rc = request_outcome(req, &err);
 	char path[128];
 
+	if (rc && req->aborted && r->abort_err.err)
+		err = r->abort_err; /* the decoder's own words */
+	memset(&r->abort_err, 0, sizeof(r->abort_err));
 	if (!rc)
 		rc = r->decoder->ops->page_end(r->decoder, &resp, &r->out, &next, &err);
 	if (!rc && (rc = flush_out(r)))
@@ -792,7 +812,7 @@ static void download_request_done(struct http_request *req)
 
 static int download_submit(struct result *r, struct api_request *api)
 {
-	struct http_request *req = request_from(api);
+	struct http_request *req = request_from(api, CALL_RESULT);
 
 	if (!req)
 		return -ENOMEM;
@@ -809,7 +829,7 @@ static void start_download(struct result *r)
 {
 	struct exec_info info = {0};
 	struct api_request api = {0};
-	int fd;
+	int fd, rc;
 
 	if (r->complete || r->downloading)
 		return;
@@ -830,11 +850,17 @@ static void start_download(struct result *r)
 	buffer_init(&r->out, RESULT_OUT_CAP);
 	r->decoder = config.backend->ops->decoder_new(config.backend, r->format);
 	snprintf(info.execution_id, sizeof(info.execution_id), "%s", r->ex->obj.id);
+	snprintf(info.query_id, sizeof(info.query_id), "%s", r->ex->query_id);
+	snprintf(info.result_id, sizeof(info.result_id), "%s", r->ex->result_id);
 	r->downloading = 1;
-	if (!r->decoder || config.backend->ops->result_request(config.backend, &info, r->format, &api) ||
-	    download_submit(r, &api)) {
+	rc = !r->decoder ? -ENOMEM : config.backend->ops->result_request(config.backend, &info, r->format, &api);
+	if (!rc)
+		rc = download_submit(r, &api);
+	if (rc) {
 		r->downloading = 0;
-		r->error = ENOMEM;
+		r->error = -rc;
+		log_error("executions/%s/results.%s: cannot start the download: %s", r->ex->obj.id,
+			  result_format_ext(r->format), strerror(-rc));
 		if (r->decoder)
 			r->decoder->ops->free(r->decoder);
 		r->decoder = NULL;
@@ -896,6 +922,8 @@ static int interest(struct execution *ex)
 }
 
 static void poll_done(struct http_request *req);
+static void apply_info(struct execution *ex, struct exec_info *info);
+static void state_changed(struct execution *ex, struct waiter **ready);
 
 static void poll_fire(void *data, int cancelled)
 {
@@ -903,6 +931,8 @@ static void poll_fire(void *data, int cancelled)
 	struct execution *ex = tick->ex;
 	struct api_request api = {0};
 	struct http_request *req;
+	struct exec_info info = {0};
+	struct waiter *ready = NULL;
 	int stale;
 
 	engine_lock();
@@ -912,8 +942,20 @@ static void poll_fire(void *data, int cancelled)
 		engine_unlock();
 		return;
 	}
+	if (config.backend->ops->status_local &&
+	    config.backend->ops->status_local(config.backend, ex->obj.id, &info)) {
+		ex->lookup_error = 0;
+		apply_info(ex, &info);
+		ex->poll_delay_ms = 0;
+		ex->poll_done_ms = http_now_ms();
+		state_changed(ex, &ready);
+		engine_unlock();
+		exec_info_free(&info);
+		send_all(ready);
+		return;
+	}
 	req = config.backend->ops->status_request(config.backend, ex->obj.id, &api) ? NULL
-										 : request_from(&api);
+										 : request_from(&api, CALL_STATUS);
 	if (!req) {
 		ex->poll_delay_ms = 0;
 		engine_unlock();
@@ -948,6 +990,11 @@ static void apply_info(struct execution *ex, struct exec_info *info)
 	ex->state = info->state;
 	if (info->query_id[0] && engine_valid_qid(info->query_id))
 		snprintf(ex->query_id, sizeof(ex->query_id), "%s", info->query_id);
+	if (info->result_id[0] && engine_valid_eid(info->result_id) &&
+	    strcmp(info->result_id, ex->result_id) != 0) {
+		snprintf(ex->result_id, sizeof(ex->result_id), "%s", info->result_id);
+		changed = 1;
+	}
 	if (info->error_message)
 		set_string(&ex->error, info->error_message);
 	if (info->document) {
@@ -1069,7 +1116,7 @@ static void resolve_latest(struct query *q)
 	if (q->resolving)
 		return;
 	if (config.backend->ops->latest_request(config.backend, q->obj.id, &api) ||
-	    !(req = request_from(&api))) {
+	    !(req = request_from(&api, CALL_LATEST))) {
 		q->resolve_error = ENOMEM;
 		return;
 	}
@@ -1463,6 +1510,7 @@ static void finish_write(struct waiter *w, int err)
 	engine_unlock();
 	if (ready)
 		send_all(ready);
+	cJSON_Delete(w->params);
 	free(w); /* owned_by_request: whoever answered, it is freed here */
 }
 
@@ -1510,6 +1558,46 @@ static void execute_done(struct http_request *req)
 	finish_write(w, rc ? err.err : 0);
 }
 
+/* The reply to execute_prepare came: now the request that starts the run. */
+static void execute_prepared(struct http_request *req)
+{
+	struct waiter *w = req->data;
+	struct query *q = w->query;
+	struct api_response resp = response_of(req);
+	struct api_request api = {0};
+	struct api_error err;
+	struct http_request *http = NULL;
+	int rc = request_outcome(req, &err);
+
+	if (!rc)
+		rc = config.backend->ops->execute_request(config.backend, q->obj.id, w->params, &resp,
+							  &api, &err);
+	if (!rc && !(http = request_from(&api, CALL_EXECUTE)))
+		rc = api_fail(&err, ENOMEM, 0, "out of memory");
+	if (!rc) {
+		http_request_free(req);
+		http->data = w;
+		http->on_done = execute_done;
+		http_submit(http);
+		return;
+	}
+	{
+		char path[96];
+
+		snprintf(path, sizeof(path), "queries/%s/execute", q->obj.id);
+		if (err.http_status || req->transport_failed)
+			log_failure(path, req, &err);
+		else
+			log_error("%s: %s", path, err.message);
+	}
+	http_request_free(req);
+	engine_lock();
+	set_string(&q->error, err.message);
+	if (q->listed)
+		persist_query(q);
+	finish_write(w, err.err);
+}
+
 void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size)
 {
 	struct api_request api = {0};
@@ -1518,6 +1606,7 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	struct waiter *w;
 	cJSON *params = NULL;
 	char why[256];
+	int prepare = config.backend->ops->execute_prepare != NULL;
 	int rc;
 
 	/* Buffered writers (Python's close(), stdio) resend data whose write()
@@ -1527,12 +1616,14 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 		return;
 	}
 	rc = params_parse(buf, size, &params, why, sizeof(why));
-	if (!rc)
-		rc = config.backend->ops->execute_request(config.backend, q->obj.id, params, &api, &err);
-	else
+	if (rc)
 		api_fail(&err, EINVAL, 0, "%s", why);
-	cJSON_Delete(params);
-	if (rc || !(http = request_from(&api))) {
+	else if (prepare && config.backend->ops->execute_prepare(config.backend, q->obj.id, &api))
+		rc = api_fail(&err, ENOMEM, 0, "out of memory");
+	else if (!prepare)
+		rc = config.backend->ops->execute_request(config.backend, q->obj.id, params, NULL, &api, &err);
+	if (rc || !(http = request_from(&api, prepare ? CALL_EXECUTE_PREPARE : CALL_EXECUTE))) {
+		cJSON_Delete(params);
 		if (!rc)
 			api_fail(&err, ENOMEM, 0, "out of memory");
 		log_error("queries/%s/execute: %s", q->obj.id, err.message);
@@ -1545,6 +1636,7 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	}
 	w = waiter_new(req, WAIT_WRITE, NULL);
 	if (!w) {
+		cJSON_Delete(params);
 		http_request_free(http);
 		return;
 	}
@@ -1553,12 +1645,14 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	w->query = q;
 	w->handle = h;
 	w->size = size;
+	w->params = params; /* freed with the waiter */
 	http->data = w;
-	http->on_done = execute_done;
+	http->on_done = prepare ? execute_prepared : execute_done;
 	if (park(w)) {
 		http_submit(http);
 	} else {
 		http_request_free(http);
+		cJSON_Delete(w->params);
 		free(w);
 	}
 }
@@ -1590,12 +1684,16 @@ static void cancel_done(struct http_request *req)
 void engine_cancel(fuse_req_t req, struct execution *ex, size_t size)
 {
 	struct api_request api = {0};
-	struct http_request *http;
+	struct http_request *http = NULL;
 	struct waiter *w;
+	int rc = config.backend->ops->cancel_request(config.backend, ex->obj.id, &api);
 
-	if (config.backend->ops->cancel_request(config.backend, ex->obj.id, &api) ||
-	    !(http = request_from(&api))) {
-		fuse_reply_err(req, ENOMEM);
+	if (!rc && !(http = request_from(&api, CALL_CANCEL)))
+		rc = -ENOMEM;
+	if (rc) {
+		log_error("executions/%s/cancel: %s", ex->obj.id,
+			  rc == -EINVAL ? "a finished result has no run to cancel" : strerror(-rc));
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	w = waiter_new(req, WAIT_WRITE, NULL);

@@ -93,11 +93,14 @@ struct result {
 	struct buffer out;
 	off_t page_start;	/* file offset where the current page starts */
 	off_t attempt_bytes;	/* bytes the current attempt has produced */
+	int headers_checked;	/* the decoder has seen this attempt's headers */
+	struct api_error abort_err; /* why the decoder stopped a page */
 };
 
 struct execution {
 	struct object obj;
 	char query_id[72];
+	char result_id[72];	/* where the result lives, when not under the id */
 	enum exec_state state;
 	char *error;		/* the API's failure message */
 	char *document;		/* the status document as received */

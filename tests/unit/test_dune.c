@@ -79,7 +79,7 @@ static void test_requests(void)
 	cJSON *params = cJSON_Parse("{\"days\":7}");
 
 	strcpy(b.performance, "large");
-	CHECK(b.ops->execute_request(&b, "1215383", params, &req, &err) == 0);
+	CHECK(b.ops->execute_request(&b, "1215383", params, NULL, &req, &err) == 0);
 	CHECK_STR(req.method, "POST");
 	CHECK_STR(req.url, "http://127.0.0.1:8080/api/v1/query/1215383/execute");
 	CHECK_STR(req.body, "{\"query_parameters\":{\"days\":7},\"performance\":\"large\"}");
@@ -180,7 +180,7 @@ static void test_errors(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct api_response r = response(cases[i].status, "", cases[i].body);
 
-		b.ops->error_parse(&b, &r, &err);
+		b.ops->error_parse(&b, CALL_STATUS, &r, &err);
 		CHECK(err.err == cases[i].err);
 		if (cases[i].message)
 			CHECK_STR(err.message, cases[i].message);
