@@ -135,7 +135,7 @@ static cJSON *number_from_text(const char *text)
 		return NULL;
 	/* JSON's grammar is stricter than strtod's (no "inf", "0x1", "+1", ".5") */
 	{
-		cJSON *check = cJSON_Parse(p);
+		cJSON *check = cJSON_ParseWithOpts(p, NULL, 1);
 		int ok = cJSON_IsNumber(check);
 
 		cJSON_Delete(check);

@@ -31,5 +31,6 @@ extern int test_checks;
 void test_jscan(void);
 void test_dune(void);
 void test_params(void);
+void test_redash(void);
 
 #endif
