@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The execfs demo: builds execfs, starts the bundled local Dune API (the fake
-# in tests/), mounts it, and uses it through ordinary tools: latest.csv, an
-# execute -> wait -> results.csv round trip, a multi-page result, a failure
-# with its message. Unmounts and cleans up on the way out.
+# The execfs demo: builds execfs, starts a bundled local API (the fakes in
+# tests/), mounts it, and uses it through ordinary tools: latest.csv, an
+# execute -> wait -> results.csv round trip, a big result, a failure with its
+# message. Unmounts and cleans up on the way out.
+#
+#   mount-examples/demo.sh           the local Dune API
+#   mount-examples/demo.sh redash    the local Redash API (as Nansen serves it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+kind=${1:-dune}
+case $kind in
+dune | redash) ;;
+*) echo "usage: $0 [dune|redash]" >&2; exit 2 ;;
+esac
 
 bash tests/install-deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
@@ -23,12 +31,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-/usr/bin/python3 tests/fake_dune.py --port 0 --port-file "$work/port" --key "$key" >/dev/null &
+/usr/bin/python3 "tests/fake_$kind.py" --port 0 --port-file "$work/port" --key "$key" >/dev/null &
 fake_pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 port=$(cat "$work/port")
 
-EXECFS_API_KEY="$key" build/execfs "dune:http://127.0.0.1:$port" "$mnt" \
+EXECFS_API_KEY="$key" build/execfs "$kind:http://127.0.0.1:$port" "$mnt" \
     -o cache_dir="$work/cache",max_age=60
 for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
 
@@ -36,7 +44,7 @@ show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; bash -c "$*" || echo "(exit statu
 
 cd "$mnt"
 
-echo "mounted the local Dune API (127.0.0.1:$port) on $mnt"
+echo "mounted the local $kind API (127.0.0.1:$port) on $mnt"
 show "ls queries/1001"
 show "cat queries/1001/latest.csv"
 show "echo days=3 > queries/1003/execute && cat queries/1003/last/results.csv"
