@@ -1615,7 +1615,18 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 		fuse_reply_err(req, h->write_error);
 		return;
 	}
-	rc = params_parse(buf, size, &params, why, sizeof(why));
+	/* One open file, one request. bash's echo and printf write each line
+	 * on its own: a second write here is the rest of a request whose run
+	 * has already started, never a request of its own. */
+	engine_lock();
+	rc = h->execution_id[0] != '\0';
+	if (rc)
+		snprintf(why, sizeof(why), "this open file already started execution %s: write the whole "
+			 "request in one write(), e.g. echo '{\"days\": 7, \"chain\": \"x\"}' > execute",
+			 h->execution_id);
+	engine_unlock();
+	if (!rc)
+		rc = params_parse(buf, size, &params, why, sizeof(why));
 	if (rc)
 		api_fail(&err, EINVAL, 0, "%s", why);
 	else if (prepare && config.backend->ops->execute_prepare(config.backend, q->obj.id, &api))

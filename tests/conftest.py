@@ -1,9 +1,14 @@
-"""Shared fixtures: the fake Dune API and real execfs mounts of it.
+"""Shared fixtures: the fake APIs and real execfs mounts of them.
 
 Every test mounts the real filesystem (the binary from EXECFS_BIN, else
 build/execfs) against an in-process fake, uses it through ordinary tools, and
 unmounts it even when the test fails. A daemon whose stderr shows a sanitizer
 report fails the test that ran it.
+
+Every test that uses the `fake` fixture runs once per backend (dune, redash);
+@pytest.mark.backends("dune") limits a test to the backends named, for what
+only one API has (pages, partial results, a job cache). The helpers below
+(fake_csv, requests_for, run_elsewhere, ...) hide the APIs' differences.
 """
 import json
 import os
@@ -19,6 +24,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_dune import FakeDune  # noqa: E402
+from fake_redash import FakeRedash  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXECFS = os.environ.get("EXECFS_BIN", os.path.join(ROOT, "build", "execfs"))
@@ -26,8 +32,19 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "UndefinedBehaviorSanitizer")
 
 
-def new_key():
-    return "dune-key-" + secrets.token_hex(12)
+BACKENDS = ("dune", "redash")
+
+
+def new_key(kind="dune"):
+    return f"{kind}-key-" + secrets.token_hex(12)
+
+
+def kind_of(fake):
+    return getattr(fake, "kind", "dune")
+
+
+def source_of(fake):
+    return f"{kind_of(fake)}:http://127.0.0.1:{fake.port}"
 
 
 class Mount:
@@ -41,7 +58,7 @@ class Mount:
         self.stderr_path = str(tmp / f"{name}.stderr")
         self.options = list(options)
         self.key = key if key is not None else fake.key
-        self.source = source or f"dune:http://127.0.0.1:{fake.port}"
+        self.source = source or source_of(fake)
         self.env = env
         self.args = list(args)
         self.proc = None
@@ -109,9 +126,22 @@ class Mount:
             assert mark not in text, f"sanitizer report in execfs stderr:\n{text}"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): run only against these backends")
+
+
+def pytest_generate_tests(metafunc):
+    if "fake" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    kinds = marker.args if marker else BACKENDS
+    metafunc.parametrize("backend", kinds, scope="function")
+
+
 @pytest.fixture
-def fake():
-    f = FakeDune(key=new_key(), time_scale=0.2)
+def fake(backend):
+    cls = FakeRedash if backend == "redash" else FakeDune
+    f = cls(key=new_key(backend), time_scale=0.2)
     f.start()
     yield f
     f.stop()
@@ -139,14 +169,23 @@ def mnt(mounts):
 
 # ---- reading the fake directly, as the truth to compare with --------------
 
+def auth_headers(fake, key=None):
+    key = key or fake.key
+    if kind_of(fake) == "redash":
+        return {"Authorization": f"Key {key}"}
+    return {"X-Dune-API-Key": key}
+
+
 def api_get(fake, url, key=None):
-    req = urllib.request.Request(url, headers={"X-Dune-API-Key": key or fake.key})
+    req = urllib.request.Request(url, headers=auth_headers(fake, key))
     with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.read(), dict(resp.headers)
 
 
 def fake_csv(fake, eid, path=None):
-    """The API's CSV of a result with its pages joined, header once."""
+    """The API's CSV of a result (dune: its pages joined, header once)."""
+    if kind_of(fake) == "redash":
+        return fake.truth_csv(eid)
     url = f"{fake.base_url}/{path or f'execution/{eid}/results/csv'}?allow_partial_results=true"
     out = b""
     first = True
@@ -160,7 +199,16 @@ def fake_csv(fake, eid, path=None):
     return out
 
 
+def fake_latest_csv(fake, qid):
+    """The CSV of the query's latest result, as the API serves it now."""
+    if kind_of(fake) == "redash":
+        return fake.truth_csv(f"result-{fake.latest_result_id(qid)}")
+    return fake_csv(fake, None, path=f"query/{qid}/results/csv")
+
+
 def fake_json_rows(fake, eid):
+    if kind_of(fake) == "redash":
+        return json.loads(fake.truth_json(eid))["query_result"]["data"]["rows"]
     url = f"{fake.base_url}/execution/{eid}/results?allow_partial_results=true"
     rows = []
     while url:
@@ -171,8 +219,58 @@ def fake_json_rows(fake, eid):
     return rows
 
 
+def json_rows(fake, doc):
+    """The rows of a results.json / latest.json document."""
+    if kind_of(fake) == "redash":
+        return doc["query_result"]["data"]["rows"]
+    return doc["result"]["rows"]
+
+
 def requests_to(fake, fragment, method=None):
     return [e for e in fake.log() if fragment in e["path"] and (method is None or e["method"] == method)]
+
+
+def requests_for(fake, what, ident=None, fmt="csv"):
+    """The requests the fake saw for one kind of call:
+    execute (ident: qid), status / cancel / results (ident: eid), latest
+    (ident: qid, the cheap check of which result is latest)."""
+    redash = kind_of(fake) == "redash"
+    if what == "execute":
+        method, paths = "POST", ([f"/api/queries/{ident}/results", f"/api/queries/{ident}/refresh"]
+                                 if redash else [f"/api/v1/query/{ident}/execute"])
+    elif what == "status":
+        method, paths = "GET", [f"/api/jobs/{ident}"] if redash else [f"/api/v1/execution/{ident}/status"]
+    elif what == "cancel":
+        method, paths = ("DELETE", [f"/api/jobs/{ident}"]) if redash else \
+            ("POST", [f"/api/v1/execution/{ident}/cancel"])
+    elif what == "latest":
+        method, paths = "GET", [f"/api/queries/{ident}"] if redash else [f"/api/v1/query/{ident}/results"]
+    elif what == "results":
+        method = "GET"
+        if redash:
+            rid = ident[len("result-"):] if ident.startswith("result-") else str(fake.result_id(ident))
+            paths = [f"/api/query_results/{rid}.{fmt}"]
+            paths += [f"/api/queries/{q}/results/{rid}.{fmt}" for q in fake.query_ids()]
+        else:
+            paths = [f"/api/v1/execution/{ident}/results" + ("/csv" if fmt == "csv" else "")]
+    else:
+        raise ValueError(what)
+    return [e for e in fake.log() if e["method"] == method and e["path"] in paths]
+
+
+def run_elsewhere(fake, qid):
+    """Starts a run straight at the API, as another client would; its id."""
+    if kind_of(fake) == "redash":
+        url, body = f"{fake.base_url}/api/queries/{qid}/results", {"parameters": {}, "max_age": 0}
+        defs = json.loads(api_get(fake, f"{fake.base_url}/api/queries/{qid}")[0])
+        for d in defs.get("options", {}).get("parameters", []):
+            body["parameters"][d["name"]] = d.get("value")
+    else:
+        url, body = f"{fake.base_url}/query/{qid}/execute", {}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={**auth_headers(fake), "Content-Type": "application/json"})
+    doc = json.load(urllib.request.urlopen(req, timeout=30))
+    return doc["job"]["id"] if kind_of(fake) == "redash" else doc["execution_id"]
 
 
 def execute(m, qid, text=""):
