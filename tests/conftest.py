@@ -131,8 +131,8 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "fake" not in metafunc.fixturenames:
-        return
+    if "backend" not in metafunc.fixturenames:
+        return  # a test file with a fake fixture of its own
     marker = metafunc.definition.get_closest_marker("backends")
     kinds = marker.args if marker else BACKENDS
     metafunc.parametrize("backend", kinds, scope="function")
@@ -256,6 +256,27 @@ def requests_for(fake, what, ident=None, fmt="csv"):
     else:
         raise ValueError(what)
     return [e for e in fake.log() if e["method"] == method and e["path"] in paths]
+
+
+def fault_at(fake, what, ident=None):
+    """The match (and method) of a fault aimed at one kind of call:
+    execute, latest (ident: qid), status, cancel, csv, json."""
+    redash = kind_of(fake) == "redash"
+    table = {
+        "execute": ({"match": "/results", "method": "POST"} if redash else {"match": "/execute"}),
+        "latest": ({"match": f"/api/queries/{ident}", "method": "GET"} if redash
+                   else {"match": f"/query/{ident}/results"}),
+        "status": {"match": "/api/jobs/" if redash else "/status", "method": "GET"},
+        "cancel": ({"match": "/api/jobs/", "method": "DELETE"} if redash else {"match": "/cancel"}),
+        "csv": {"match": ".csv" if redash else "/results/csv"},
+        "json": {"match": ".json" if redash else "/results?"},
+    }
+    return table[what]
+
+
+def message(fake, **by_backend):
+    """The text one backend's API uses for something: message(fake, dune=..., redash=...)."""
+    return by_backend[kind_of(fake)]
 
 
 def run_elsewhere(fake, qid):

@@ -1,4 +1,4 @@
-"""Errors of DESIGN.md §3 for everything the Dune API can answer."""
+"""Errors of DESIGN.md §3 for everything the APIs can answer."""
 import errno
 import os
 import subprocess
@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from conftest import Mount, execute, fake_csv, new_key, requests_to
+from conftest import (Mount, execute, fake_csv, fake_latest_csv, fault_at, kind_of, message,
+                      new_key, requests_for, requests_to)
 
 
 def read(path):
@@ -28,19 +29,24 @@ def write_execute(m, qid, text="\n"):
 def test_401_wrong_key_is_eacces_with_log_line(fake, tmp_path):
     m = Mount(fake, tmp_path, key=new_key())
     m.start()
+    # Redash answers a wrong key with a 404 "please login"
+    words = message(fake, dune="invalid API Key",
+                    redash="Couldn't find resource. Please login and try again.")
     try:
         assert errno_of(lambda: read(m.p("queries", "1001", "latest.csv"))) == errno.EACCES
         assert errno_of(lambda: write_execute(m, 1001)) == errno.EACCES
-        assert read(m.p("queries", "1001", "error")) == b"invalid API Key\n"
+        assert read(m.p("queries", "1001", "error")) == words.encode() + b"\n"
     finally:
         m.stop()
     log = m.log()
-    assert "HTTP 401" in log and "invalid API Key" in log and "API key" in log
+    status = message(fake, dune="HTTP 401", redash="HTTP 404")
+    assert status in log and words in log and "API key" in log
     assert "queries/1001" in log
     assert m.key not in log
     assert fake.executions()["1001"] == 0
 
 
+@pytest.mark.backends("dune")  # Redash has no billing
 def test_402_billing_limit_is_edquot(mnt, fake):
     fake.add_fault(match="/execute", action="status", code=402)
     assert errno_of(lambda: write_execute(mnt, 1001)) == errno.EDQUOT
@@ -50,7 +56,8 @@ def test_402_billing_limit_is_edquot(mnt, fake):
 
 def test_403_archived_query_is_eacces(mnt, fake):
     assert errno_of(lambda: write_execute(mnt, 1008)) == errno.EACCES
-    assert b"archived" in read(mnt.p("queries", "1008", "error"))
+    words = message(fake, dune=b"archived", redash=b"permission")
+    assert words in read(mnt.p("queries", "1008", "error"))
 
 
 def test_404_unknown_query_latest_is_enoent(mnt, fake):
@@ -60,7 +67,8 @@ def test_404_unknown_query_latest_is_enoent(mnt, fake):
 
 def test_never_run_latest_is_enodata(mnt, fake):
     assert errno_of(lambda: read(mnt.p("queries", "1007", "latest.csv"))) == errno.ENODATA
-    assert b"No execution found" in read(mnt.p("queries", "1007", "error"))
+    words = message(fake, dune=b"No execution found", redash=b"No cached result found")
+    assert words in read(mnt.p("queries", "1007", "error"))
     # after a run, latest works
     eid = execute(mnt, 1007)
     read(mnt.p("executions", eid, "results.csv"))
@@ -78,6 +86,7 @@ def test_failed_execution_is_eio_with_message(mnt, fake):
     assert f"executions/{eid}: the run failed: line 1:8" in mnt.log()
 
 
+@pytest.mark.backends("dune")  # Redash results do not expire
 def test_expired_execution_is_enodata(mnt, fake):
     eid = execute(mnt, 1001)
     fake.set_state(eid, "QUERY_STATE_EXPIRED")
@@ -85,6 +94,7 @@ def test_expired_execution_is_enodata(mnt, fake):
     assert read(mnt.p("executions", eid, "status")) == b"expired\n"
 
 
+@pytest.mark.backends("dune")
 def test_expired_but_cached_is_still_served(mnt, fake):
     eid = execute(mnt, 1001)
     data = read(mnt.p("executions", eid, "results.csv"))
@@ -101,6 +111,7 @@ def test_cancelled_before_read_is_ecanceled(mnt, fake):
     assert errno_of(lambda: read(mnt.p("executions", eid, "results.csv"))) == errno.ECANCELED
 
 
+@pytest.mark.backends("dune")  # Dune's "CSV not ready"
 def test_409_on_results_is_eio(mnt, fake):
     eid = execute(mnt, 1001)
     open(mnt.p("executions", eid, "status")).read()
@@ -111,66 +122,67 @@ def test_409_on_results_is_eio(mnt, fake):
 
 
 def test_429_with_retry_after_is_retried_then_served(mnt, fake):
-    fake.add_fault(match="/query/1001/results", action="status", code=429, retry_after=1, count=2)
+    fake.add_fault(**fault_at(fake, "latest", 1001), action="status", code=429, retry_after=1, count=2)
     t0 = time.monotonic()
     data = read(mnt.p("queries", "1001", "latest.csv"))
-    assert data == fake_csv(fake, None, path="query/1001/results/csv")
+    assert data == fake_latest_csv(fake, 1001)
     assert time.monotonic() - t0 >= 1.5  # Retry-After honoured twice
-    assert [e["status"] for e in requests_to(fake, "/query/1001/results")][:3] == [429, 429, 200]
+    assert [e["status"] for e in requests_for(fake, "latest", 1001)][:3] == [429, 429, 200]
 
 
 def test_429_without_retry_after_is_retried(mnt, fake):
-    fake.add_fault(match="/query/1001/results", action="status", code=429, count=1)
+    fake.add_fault(**fault_at(fake, "latest", 1001), action="status", code=429, count=1)
     assert read(mnt.p("queries", "1001", "latest.csv")).startswith(b"n,name")
 
 
 def test_429_for_ever_is_eagain(mnt, fake):
-    fake.add_fault(match="/query/1001/results", action="status", code=429, retry_after=0, count=-1)
+    fake.add_fault(**fault_at(fake, "latest", 1001), action="status", code=429, retry_after=0, count=-1)
     assert errno_of(lambda: read(mnt.p("queries", "1001", "latest.csv"))) == errno.EAGAIN
-    assert len(requests_to(fake, "/query/1001/results")) == 6  # bounded retries
+    assert len(requests_for(fake, "latest", 1001)) == 6  # bounded retries
 
 
 @pytest.mark.parametrize("code", [502, 503, 504])
 def test_gateway_errors_are_retried(mnt, fake, code):
-    fake.add_fault(match="/results/csv", action="status", code=code, count=2)
+    fake.add_fault(**fault_at(fake, "csv"), action="status", code=code, count=2)
     eid = execute(mnt, 1001)
     assert read(mnt.p("executions", eid, "results.csv")) == fake_csv(fake, eid)
 
 
 def test_500_is_eio_with_log_line(mnt, fake):
-    fake.add_fault(match="/query/1001/results", action="status", code=500, count=-1)
+    fake.add_fault(**fault_at(fake, "latest", 1001), action="status", code=500, count=-1)
     assert errno_of(lambda: read(mnt.p("queries", "1001", "latest.csv"))) == errno.EIO
-    assert "HTTP 500: An internal error occurred" in mnt.log()
-    assert len(requests_to(fake, "/query/1001/results")) == 1  # 500 is not retried
+    words = message(fake, dune="An internal error occurred", redash="Internal Server Error")
+    assert f"HTTP 500: {words}" in mnt.log()
+    assert len(requests_for(fake, "latest", 1001)) == 1  # 500 is not retried
 
 
 def test_execute_500_is_not_retried(mnt, fake):
-    fake.add_fault(match="/execute", action="status", code=500)
+    fake.add_fault(**fault_at(fake, "execute"), action="status", code=500)
     assert errno_of(lambda: write_execute(mnt, 1001)) == errno.EIO
-    assert len(requests_to(fake, "/execute")) == 1
+    assert len(requests_for(fake, "execute", 1001)) == 1
 
 
 def test_execute_dropped_after_sending_is_not_retried(mnt, fake):
-    fake.add_fault(match="/execute", action="drop_after_request")
+    fake.add_fault(**fault_at(fake, "execute"), action="drop_after_request")
     assert errno_of(lambda: write_execute(mnt, 1001)) == errno.EIO
     assert fake.executions()["1001"] == 1  # one paid run, not two
-    assert len(requests_to(fake, "/execute")) == 1
+    assert len(requests_for(fake, "execute", 1001)) == 1
 
 
 def test_execute_429_is_retried(mnt, fake):
-    fake.add_fault(match="/execute", action="status", code=429, retry_after=0)
+    fake.add_fault(**fault_at(fake, "execute"), action="status", code=429, retry_after=0)
     eid = execute(mnt, 1001)
     assert fake.executions()["1001"] == 1 and eid
 
 
 def test_html_instead_of_json_is_eio(mnt, fake):
-    fake.add_fault(match="/query/1001/results", action="html", count=-1)
+    fake.add_fault(**fault_at(fake, "latest", 1001), action="html", count=-1)
     assert errno_of(lambda: read(mnt.p("queries", "1001", "latest.csv"))) == errno.EIO
     assert "expected JSON" in mnt.log()
 
 
 def test_api_unreachable_is_eio_then_recovers(fake, tmp_path):
-    m = Mount(fake, tmp_path, source="dune:http://127.0.0.1:1")
+    m = Mount(fake, tmp_path, source=f"{kind_of(fake)}:http://127.0.0.1:1")
     m.start()
     try:
         assert errno_of(lambda: read(m.p("queries", "1001", "latest.csv"))) == errno.EIO
@@ -212,6 +224,7 @@ def test_key_appears_nowhere(any_log_level, fake):
     assert all(not e["key_in_url"] for e in fake.log())
 
 
+@pytest.mark.backends("dune")  # pages: see the redash one below
 def test_body_cut_mid_page_resumes_byte_identical(mnt, fake):
     eid = execute(mnt, 1005)
     open(mnt.p("executions", eid, "status")).read()
@@ -225,9 +238,22 @@ def test_body_cut_mid_page_resumes_byte_identical(mnt, fake):
     assert [e.get("fault") for e in fake.log() if e.get("fault")] == ["cut_body", "cut_body"]
 
 
+@pytest.mark.backends("redash")
+def test_body_cut_is_fetched_again_byte_identical(mnt, fake):
+    eid = execute(mnt, 1005)
+    open(mnt.p("executions", eid, "status")).read()
+    fake.add_fault(**fault_at(fake, "csv"), action="cut_body", count=1)
+    fake.add_fault(**fault_at(fake, "json"), action="cut_body", count=1)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    doc = read(mnt.p("executions", eid, "results.json"))
+    assert data == fake_csv(fake, eid)
+    assert doc == fake.truth_json(eid)
+    assert [e.get("fault") for e in fake.log() if e.get("fault")] == ["cut_body", "cut_body"]
+
+
 def test_429_pauses_the_whole_source(mnt, fake):
     import threading
-    fake.add_fault(match="/query/1001/results", action="status", code=429, retry_after=1, count=1)
+    fake.add_fault(**fault_at(fake, "latest", 1001), action="status", code=429, retry_after=1, count=1)
     t = threading.Thread(target=lambda: read(mnt.p("queries", "1001", "latest.csv")))
     t.start()
     time.sleep(0.3)
