@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import execute, requests_to
+from conftest import execute, fake_csv, fault_at, kind_of, message, requests_for
 
 
 def rows_of(m, eid):
@@ -40,7 +40,7 @@ def test_shell_round_trip(mnt, fake):
     assert out.returncode == 0, out.stderr
     eid = os.path.basename(os.readlink(q + "/last"))
     assert out.stdout.count(b"\n") == 5
-    assert out.stdout.replace(b"\r\n", b"\n")  # CSV bytes as served
+    assert out.stdout == fake_csv(fake, eid)  # CSV bytes as served
     assert fake.executions()["1003"] == 1
     assert eid in os.listdir(mnt.p("executions"))
 
@@ -63,9 +63,25 @@ def test_id_read_back_on_same_file_and_last(mnt):
 def test_each_write_is_one_run(mnt, fake):
     a = execute(mnt, 1001)
     b = execute(mnt, 1001)
-    assert a != b
-    assert fake.executions()["1001"] == 2
+    if kind_of(fake) == "redash":
+        # Redash hands back the job already running the same query text
+        assert a == b and fake.executions()["1001"] == 1
+    else:
+        assert a != b and fake.executions()["1001"] == 2
+    assert len(requests_for(fake, "execute", 1001)) == 2
     assert os.readlink(mnt.p("queries", "1001", "last")).endswith(b)
+
+
+def test_a_request_split_over_writes_starts_one_run(mnt, fake):
+    # bash's printf writes each line on its own: the second write is refused
+    q = mnt.p("queries", "1003")
+    out = subprocess.run(["bash", "-c", f"printf 'days=2\\nchain=base\\n' > {q}/execute"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "Invalid argument" in out.stderr
+    eid = os.path.basename(os.readlink(q + "/last"))
+    assert f"already started execution {eid}" in open(q + "/error").read()
+    assert fake.executions()["1003"] == 1
+    assert len(requests_for(fake, "execute", 1003)) == 1
 
 
 def test_nothing_but_a_write_starts_a_run(mnt, fake):
@@ -80,7 +96,7 @@ def test_nothing_but_a_write_starts_a_run(mnt, fake):
         open(q + "/latest.csv", "rb").read()
     subprocess.run(["bash", "-c", f": > {q}/execute"], capture_output=True)  # open+trunc, no write
     assert fake.executions()["1001"] == 0
-    assert requests_to(fake, "/execute") == []
+    assert requests_for(fake, "execute", 1001) == []
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -96,7 +112,7 @@ def test_bad_input_is_einval_and_sends_nothing(mnt, fake, text, reason):
             f.write(text)
     assert e.value.errno == errno.EINVAL
     assert reason in open(mnt.p("queries", "1003", "error")).read()
-    assert requests_to(fake, "/execute") == []
+    assert fake.log() == []
 
 
 def test_api_400_reaches_bash(mnt, fake):
@@ -105,8 +121,52 @@ def test_api_400_reaches_bash(mnt, fake):
                          text=True, timeout=30)
     assert out.returncode != 0
     assert "Invalid argument" in out.stderr
-    assert open(q + "/error").read() == "unknown parameters (nope)\n"
+    # dune's API refuses it; for redash execfs knows the definitions and sends nothing
+    assert open(q + "/error").read() == message(
+        fake, dune="unknown parameters (nope)\n", redash="the query has no parameter named nope\n")
     assert fake.executions()["1003"] == 0
+
+
+def test_api_400_message_reaches_the_error_file(mnt, fake):
+    q = mnt.p("queries", "1003")
+    text = message(fake, dune='{"nope": 1}', redash='{"days": "many"}')
+    out = subprocess.run(["bash", "-c", f"echo '{text}' > {q}/execute"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0 and "Invalid argument" in out.stderr
+    assert open(q + "/error").read() == message(
+        fake, dune="unknown parameters (nope)\n",
+        redash="parameter days: expected a number\n")
+    assert fake.executions()["1003"] == 0
+
+
+@pytest.mark.backends("redash")
+def test_redash_parameters_typed_and_defaults_filled(mnt, fake):
+    import json
+    eid = execute(mnt, 1009, "days=30\nspan=2020-01-01..2020-12-31\ntags=b, c\n")
+    post = requests_for(fake, "execute", 1009)[-1]
+    assert json.loads(post["body"]) == {
+        "parameters": {"days": 30, "label": "all", "since": "2024-01-01",
+                       "span": {"start": "2020-01-01", "end": "2020-12-31"}, "kind": "dex",
+                       "tags": ["b", "c"]},
+        "max_age": 0}
+    rows = rows_of(mnt, eid)
+    assert rows[0]["days"] == "30" and json.loads(rows[0]["tags"]) == ["b", "c"]
+    # the query's definitions come first, then the run: a GET, then one POST
+    log = [(e["method"], e["path"]) for e in fake.log()]
+    assert log[:2] == [("GET", "/api/queries/1009"), ("POST", "/api/queries/1009/results")]
+
+
+@pytest.mark.backends("redash")
+def test_redash_400_from_the_api(mnt, fake):
+    # a value execfs cannot judge (an enum option), judged by Redash
+    q = mnt.p("queries", "1009")
+    out = subprocess.run(["bash", "-c", f"echo kind=nosuch > {q}/execute"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0 and "Invalid argument" in out.stderr
+    assert open(q + "/error").read() == ("The following parameter values are incompatible with "
+                                          "their definitions: kind\n")
+    assert "HTTP 400" in mnt.log()
+    assert fake.executions()["1009"] == 0
 
 
 def test_error_cleared_after_success(mnt):
@@ -119,6 +179,7 @@ def test_error_cleared_after_success(mnt):
     assert open(q + "/error").read() == ""
 
 
+@pytest.mark.backends("dune")
 def test_performance_option_sent(mounts, fake):
     m = mounts(options=["performance=large"])
     eid = execute(m, 1001)
@@ -129,7 +190,7 @@ def test_performance_option_sent(mounts, fake):
 
 def test_signal_during_execute_write_never_makes_two_runs(mnt, fake):
     # a writer that retries on EINTR (Python, Go) must not start a second run
-    fake.add_fault(match="/execute", action="delay", seconds=1.5)
+    fake.add_fault(**fault_at(fake, "execute"), action="delay", seconds=1.5)
     script = (
         "import os, signal, sys\n"
         "signal.signal(signal.SIGINT, lambda *a: None)\n"
