@@ -1053,6 +1053,21 @@ static void poll_done(struct http_request *req)
 
 /* ---- latest --------------------------------------------------------------- */
 
+/* A run this mount knows whose result is rid (lock held): redash names a
+ * query's latest by result id, and the job that made it holds it already. */
+static struct execution *execution_with_result(const char *rid)
+{
+	for (unsigned i = 0; rid[0] && i < object_count; i++) {
+		struct execution *ex = (struct execution *)objects[i];
+
+		if (objects[i]->type == OBJECT_EXECUTION && ex->known &&
+		    (ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) &&
+		    strcmp(ex->result_id, rid) == 0)
+			return ex;
+	}
+	return NULL;
+}
+
 static void latest_done(struct http_request *req)
 {
 	struct query *q = req->data;
@@ -1069,7 +1084,7 @@ static void latest_done(struct http_request *req)
 		rc = api_fail(&err, EIO, req->status, "the API named an invalid execution id");
 	engine_lock();
 	q->resolving = 0;
-	if (!rc)
+	if (!rc && !(ex = execution_with_result(info.result_id)))
 		ex = execution_new(info.execution_id);
 	if (ex) {
 		if (!info.query_id[0])

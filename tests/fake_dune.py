@@ -54,6 +54,7 @@ Query definition (a scenario file is a JSON list of these, or
      "prior_runs": 1}                   finished runs that exist at startup
 
 Generated rows: a column named like a parameter holds that parameter's value;
+"name" ends with a tag of the run ("name_7_r3Q9Z"), so different runs differ;
 "note" holds text that needs CSV quoting (commas, quotes, CR/LF) and some nulls;
 "day"/"date"/"time" and timestamp types hold dates as Dune writes them; other
 columns follow their type (integer: the row index i, double: i * 1.5, boolean,
@@ -954,6 +955,7 @@ class FakeDune:
         total = execution.total_rows
         stop = min(total, offset + limit)
         rows = execution.query.page(execution.params, offset, stop) if offset < stop else []
+        rows = _mark_run(execution, rows)
         next_offset = stop if stop < total else None
         next_uri = None
         if next_offset is not None:
@@ -983,6 +985,18 @@ class FakeDune:
             document["next_offset"] = next_offset
             document["next_uri"] = next_uri
         return json_response(200, document)
+
+
+def _mark_run(execution, rows) -> list:
+    """Generated rows carry their run in the "name" column ("name_7_r3Q9Z"),
+    so that results of different runs of a query differ."""
+    query = execution.query
+    if query.rows is not None or "name" not in query.column_names:
+        return rows
+    at = query.column_names.index("name")
+    tag = "_r" + execution.id[-4:]
+    return [row[:at] + [f"{row[at]}{tag}" if isinstance(row[at], str) else row[at]] + row[at + 1:]
+            for row in rows]
 
 
 def _int_parameter(request, name) -> int:

@@ -105,7 +105,7 @@ def test_lifecycle_and_json_results(fake):
 
     results = api(fake, f"/execution/{eid}/results").json()
     rows = results["result"]["rows"]
-    assert rows[1] == {"n": 1, "name": "name_1", "value": 1.5,
+    assert rows[1] == {"n": 1, "name": f"name_1_r{eid[-4:]}", "value": 1.5,
                        "day": "2021-06-07 13:22:10.000 UTC", "note": "has, comma"}
     assert list(rows[0]) == ["note", "day", "value", "name", "n"]  # reversed on purpose
     assert results["result"]["metadata"]["column_names"] == ["n", "name", "value", "day", "note"]
@@ -143,6 +143,8 @@ def test_csv_paging_matches_json(fake):
 
     names = ["n", "name", "value", "day", "note"]
     assert csv_rows == [[text(row[name]) for name in names] for row in json_rows]
+    assert csv_rows[6][1].startswith("name_6_r") and csv_rows[6][1] == csv_rows[6][1][:12]
+    csv_rows[6][1] = "name_6"
     assert ["6", "name_6", "9.0", "2021-06-07 13:27:10.000 UTC", 'all, "three"\r\nkinds'] in csv_rows
 
     past_end = api(fake, "/query/1005/results?offset=9000&limit=10").json()

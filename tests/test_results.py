@@ -5,7 +5,10 @@ import subprocess
 import threading
 import time
 
-from conftest import execute, fake_csv, fake_json_rows, requests_to, wait_for
+import pytest
+
+from conftest import (execute, fake_csv, fake_json_rows, fake_latest_csv, json_rows, kind_of,
+                      message, requests_for, requests_to, wait_for)
 
 
 def read(path, mode="rb"):
@@ -13,6 +16,7 @@ def read(path, mode="rb"):
         return f.read()
 
 
+@pytest.mark.backends("dune")  # redash has no pages
 def test_csv_byte_identical_across_pages(mnt, fake):
     eid = execute(mnt, 1005)
     got = read(mnt.p("executions", eid, "results.csv"))
@@ -22,6 +26,19 @@ def test_csv_byte_identical_across_pages(mnt, fake):
     assert len(requests_to(fake, f"/execution/{eid}/results/csv")) >= 6  # 5000 rows, 1000 a page
 
 
+@pytest.mark.backends("redash")
+def test_redash_result_passed_through_byte_for_byte(mnt, fake):
+    eid = execute(mnt, 1005)
+    csv_bytes = read(mnt.p("executions", eid, "results.csv"))
+    assert csv_bytes == fake_csv(fake, eid)
+    assert csv_bytes.endswith(b"\r\n") and csv_bytes.count(b"\r\n") >= 5001  # CRLF kept
+    assert read(mnt.p("executions", eid, "results.json")) == fake.truth_json(eid)
+    rid = fake.result_id(eid)
+    assert [e["path"] for e in requests_for(fake, "results", eid)] == [
+        f"/api/query_results/{rid}.csv"]
+
+
+@pytest.mark.backends("dune")
 def test_json_is_one_document_with_every_row(mnt, fake):
     eid = execute(mnt, 1005)
     doc = json.loads(read(mnt.p("executions", eid, "results.json")))
@@ -37,7 +54,7 @@ def test_json_keeps_big_integers_exact(mnt, fake):
     eid = execute(mnt, 1007)
     text = read(mnt.p("executions", eid, "results.json"))
     assert b"2985646787349243786078" in text
-    assert json.loads(text)["result"]["rows"] == fake_json_rows(fake, eid)
+    assert json_rows(fake, json.loads(text)) == fake_json_rows(fake, eid)
     assert read(mnt.p("executions", eid, "results.csv")) == fake_csv(fake, eid)
 
 
@@ -69,11 +86,11 @@ def test_one_download_for_many_readers(mnt, fake):
         t.start()
     for t in threads:
         t.join(60)
+    fake_log = requests_for(fake, "results", eid)
     want = fake_csv(fake, eid)
-    fake_log = requests_to(fake, f"/execution/{eid}/results/csv")
     assert len(results) == 20 and all(r == want for r in results)
-    # execfs fetched each page exactly once (fake_csv's own reads come after)
-    ours = [e for e in fake_log if "limit=32000" in e["query"] and "offset" not in e["query"]]
+    # execfs fetched the result exactly once (its first page, for dune)
+    ours = [e for e in fake_log if "offset" not in e["query"]]
     assert len(ours) == 1
 
 
@@ -86,9 +103,10 @@ def test_size_zero_until_complete_then_exact(mnt, fake):
     # complete files are served from the local copy: no further request
     fake.reset()
     assert read(path) == data
-    assert requests_to(fake, "/results") == []
+    assert fake.log() == []
 
 
+@pytest.mark.backends("dune")  # Redash has no partial results
 def test_partial_result_is_served_with_status_partial(mnt, fake):
     eid = execute(mnt, 1006)
     data = read(mnt.p("executions", eid, "results.csv"))
@@ -123,9 +141,9 @@ def test_results_survive_remount_without_requests(mounts, fake):
 
 def test_latest_csv_and_json(mnt, fake):
     data = read(mnt.p("queries", "1005", "latest.csv"))
-    assert data == fake_csv(fake, None, path="query/1005/results/csv")
+    assert data == fake_latest_csv(fake, 1005)
     doc = json.loads(read(mnt.p("queries", "1005", "latest.json")))
-    assert len(doc["result"]["rows"]) == 5000
+    assert len(json_rows(fake, doc)) == 5000
     assert "1005" in os.listdir(mnt.p("queries"))
 
 
@@ -142,15 +160,16 @@ def test_latest_revalidated_cheaply_after_max_age(mounts, fake):
     first = read(m.p("queries", "1001", "latest.csv"))
     fake.reset()
     assert read(m.p("queries", "1001", "latest.csv")) == first
-    log = fake.log()
-    assert [e["query"] for e in log] == ["limit=1&allow_partial_results=true"]
+    assert fake.log() == requests_for(fake, "latest", 1001) and len(fake.log()) == 1
+    if kind_of(fake) == "dune":
+        assert fake.log()[0]["query"] == "limit=1&allow_partial_results=true"  # one row
     # a new run finishes: the next read revalidates and downloads the new result
     eid = execute(m, 1001)
-    read(m.p("executions", eid, "results.csv"))
+    new = read(m.p("executions", eid, "results.csv"))
     fake.reset()
     data = read(m.p("queries", "1001", "latest.csv"))
-    assert not [e for e in fake.log() if "/results/csv" in e["path"]]  # already cached by eid
-    assert data == fake_csv(fake, eid)
+    assert not [e for e in fake.log() if e["path"].endswith((".csv", "/results/csv"))]  # cached
+    assert data == new == fake_latest_csv(fake, 1001) and data != first
 
 
 def test_open_latest_is_a_snapshot(mounts, fake):
@@ -158,14 +177,14 @@ def test_open_latest_is_a_snapshot(mounts, fake):
     path = m.p("queries", "1005", "latest.csv")
     f = open(path, "rb")
     start = f.read(100)
+    want_old = fake_latest_csv(fake, 1005)
     eid = execute(m, 1005)
-    read(m.p("executions", eid, "results.csv"))
+    new = read(m.p("executions", eid, "results.csv"))
+    assert new != want_old  # the runs' results differ
+    assert read(path) == new == fake_latest_csv(fake, 1005)  # a new open: the new result
     rest = f.read()
     f.close()
-    old = start + rest
-    assert old == fake_csv(fake, None, path="query/1005/results/csv") or old.startswith(b"n,name")
-    assert old.count(b"n,name,value,day,note") == 1
-    assert len(old.splitlines()) >= 5001
+    assert start + rest == want_old  # the old open: its own snapshot, whole
 
 
 def test_latest_never_starts_a_run(mnt, fake):
@@ -175,14 +194,18 @@ def test_latest_never_starts_a_run(mnt, fake):
         except OSError:
             pass
     assert sum(fake.executions().values()) == 0
-    assert requests_to(fake, "/execute") == []
+    assert not [e for e in fake.log() if e["method"] == "POST"]
 
 
 def test_status_files(mnt, fake):
     eid = execute(mnt, 1001)
     wait_for(lambda: read(mnt.p("executions", eid, "status"), "r") == "success\n")
     doc = json.loads(read(mnt.p("executions", eid, "status.json")))
-    assert doc["state"] == "QUERY_STATE_COMPLETED" and doc["execution_id"] == eid
+    if kind_of(fake) == "redash":
+        assert doc["job"]["status"] == 3 and doc["job"]["id"] == eid
+        assert doc["job"]["query_result_id"] == fake.result_id(eid)
+    else:
+        assert doc["state"] == "QUERY_STATE_COMPLETED" and doc["execution_id"] == eid
     assert read(mnt.p("executions", eid, "error"), "r") == ""
 
 
@@ -190,11 +213,16 @@ def test_status_json_of_a_latest_run(mnt, fake):
     read(mnt.p("queries", "1001", "latest.csv"))
     eid = os.path.basename(next(iter(os.listdir(mnt.p("executions")))))
     doc = json.loads(read(mnt.p("executions", eid, "status.json")))
-    assert doc["execution_id"] == eid and doc["state"] == "QUERY_STATE_COMPLETED"
+    if kind_of(fake) == "redash":  # a result, not a job: no status document to show
+        assert eid == f"result-{fake.latest_result_id(1001)}"
+        assert doc == {"query_result_id": fake.latest_result_id(1001)}
+    else:
+        assert doc["execution_id"] == eid and doc["state"] == "QUERY_STATE_COMPLETED"
     assert read(mnt.p("executions", eid, "status"), "r") == "success\n"
     assert os.readlink(mnt.p("executions", eid, "query")) == "../../queries/1001"
 
 
+@pytest.mark.backends("dune")
 def test_readers_served_while_later_pages_are_still_coming(mnt, fake):
     eid = execute(mnt, 1005)
     open(mnt.p("executions", eid, "status")).read()
@@ -219,33 +247,39 @@ def test_complete_result_can_be_mmapped(mnt, fake):
 
 def cached_results(m):
     d = os.path.join(m.cache, "results")
-    return {n: os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)}
+    sizes = {}
+    for n in os.listdir(d):
+        try:
+            sizes[n] = os.path.getsize(os.path.join(d, n))
+        except FileNotFoundError:
+            pass  # evicted while listed
+    return sizes
 
 
 def test_cache_size_evicts_least_recently_used_never_open_files(mounts, fake):
-    m = mounts(options=["cache_size=1K"])  # a 1001 result is 540 bytes
-    a, b, c = (execute(m, 1001) for _ in range(3))
+    m = mounts(options=["cache_size=1K"])  # each result 600 to 1000 bytes
+    a, b, c = (execute(m, 1003, f"days={days}") for days in (20, 21, 22))  # distinct runs
     held = open(m.p("executions", a, "results.csv"), "rb")  # a stays open throughout
     data_a = held.read()
     data_b = read(m.p("executions", b, "results.csv"))
     data_c = read(m.p("executions", c, "results.csv"))
-    names = cached_results(m)
-    assert f"{a}.csv" in names  # open: never evicted
-    assert f"{b}.csv" not in names  # least recently used of the closed ones
+    assert f"{a}.csv" in cached_results(m)  # open: never evicted
+    wait_for(lambda: f"{b}.csv" not in cached_results(m))  # least recently used of the closed
+    assert f"{a}.csv" in cached_results(m)
     held.close()  # the kernel's release comes a moment later
     wait_for(lambda: sum(cached_results(m).values()) <= 1024)
     # an evicted result is fetched again, byte for byte
     fake.reset()
     assert read(m.p("executions", b, "results.csv")) == data_b
-    assert requests_to(fake, f"/execution/{b}/results/csv")
+    assert requests_for(fake, "results", b)
     assert data_a == fake_csv(fake, a) and data_c == fake_csv(fake, c)
     wait_for(lambda: sum(cached_results(m).values()) <= 1024)
 
 
 def test_cache_size_applies_at_mount(mounts, fake):
     m = mounts()
-    for _ in range(3):
-        read(m.p("executions", execute(m, 1001), "results.csv"))
+    for days in (20, 21, 22):
+        read(m.p("executions", execute(m, 1003, f"days={days}"), "results.csv"))
     m.stop()
     m2 = mounts(name="mnt2", cache_dir=m.cache, options=["cache_size=1K"])
     assert sum(cached_results(m2).values()) <= 1024
