@@ -5,11 +5,12 @@ import subprocess
 
 import pytest
 
-from conftest import EXECFS, Mount, new_key
+from conftest import EXECFS, Mount, kind_of, new_key
 
 
 def run(args, env=None, timeout=10):
-    e = {k: v for k, v in os.environ.items() if k not in ("EXECFS_API_KEY", "DUNE_API_KEY")}
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("EXECFS_API_KEY", "DUNE_API_KEY", "REDASH_API_KEY")}
     e.update(env or {})
     return subprocess.run([EXECFS] + args, capture_output=True, text=True, env=e, timeout=timeout)
 
@@ -72,8 +73,10 @@ def test_key_file_used(fake, tmp_path):
     assert all(e["key_ok"] for e in fake.log())
 
 
-@pytest.mark.parametrize("variable", ["EXECFS_API_KEY", "DUNE_API_KEY"])
+@pytest.mark.parametrize("variable", ["EXECFS_API_KEY", "backend's own"])
 def test_key_from_environment(fake, tmp_path, variable):
+    if variable != "EXECFS_API_KEY":
+        variable = "REDASH_API_KEY" if kind_of(fake) == "redash" else "DUNE_API_KEY"
     m = Mount(fake, tmp_path, env={variable: fake.key})
     m.start()
     try:
@@ -83,8 +86,9 @@ def test_key_from_environment(fake, tmp_path, variable):
     assert fake.log() and all(e["key_ok"] and not e["key_in_url"] for e in fake.log())
 
 
-def test_execfs_key_wins_over_dune_key(fake, tmp_path):
-    m = Mount(fake, tmp_path, env={"EXECFS_API_KEY": fake.key, "DUNE_API_KEY": "wrong"})
+def test_execfs_key_wins_over_the_backends_key(fake, tmp_path):
+    own = "REDASH_API_KEY" if kind_of(fake) == "redash" else "DUNE_API_KEY"
+    m = Mount(fake, tmp_path, env={"EXECFS_API_KEY": fake.key, own: "wrong"})
     m.start()
     try:
         assert open(m.p("queries", "1001", "latest.csv"), "rb").read()
@@ -104,3 +108,11 @@ def test_cache_dir_created_private(fake, tmp_path):
     for dirpath, _, files in os.walk(cache):
         for name in files:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
+
+
+def test_redash_needs_a_url_and_names_its_key(tmp_path):
+    r = run(["redash", str(tmp_path)], env={"EXECFS_API_KEY": "k"})
+    assert r.returncode != 0 and "redash:URL" in r.stderr
+    r = run(["redash:http://127.0.0.1:9", str(tmp_path)])
+    assert r.returncode != 0
+    assert "EXECFS_API_KEY" in r.stderr and "REDASH_API_KEY" in r.stderr

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import execute, fake_csv, requests_to
+from conftest import execute, fake_csv, requests_for
 
 SLOW = {"id": 2001, "name": "slow for tests",
         "columns": [{"name": "n", "type": "integer"}, {"name": "name", "type": "varchar"}],
@@ -54,7 +54,7 @@ def test_ctrl_c_ends_a_waiting_read_at_once_without_cancelling(mnt, fake, slow):
     assert elapsed < 2.0
     out, _ = other.communicate(timeout=30)
     assert other.returncode == 0 and out == fake_csv(fake, eid)
-    assert requests_to(fake, "/cancel") == []
+    assert requests_for(fake, "cancel", eid) == []
     assert fake.executions()[str(slow)] == 1
 
 
@@ -79,7 +79,7 @@ def test_many_waiting_readers_cost_no_threads_and_one_poller(mnt, fake, slow):
     outs = [c.communicate(timeout=60)[0] for c in cats]
     want = fake_csv(fake, eid)
     assert all(o == want for o in outs)
-    polls = len(requests_to(fake, f"/execution/{eid}/status"))
+    polls = len(requests_for(fake, "status", eid))
     print(f"status requests for one 5 s run with 50 readers: {polls}")
     assert polls <= 12  # one poller with backoff, not one per reader
 
@@ -148,4 +148,4 @@ def test_cancel_ends_readers_with_ecanceled(mnt, fake, slow):
     t.join(20)
     assert errors == [errno.ECANCELED]
     assert open(mnt.p("executions", eid, "status")).read() == "cancelled\n"
-    assert len(requests_to(fake, f"/execution/{eid}/cancel")) == 1
+    assert len(requests_for(fake, "cancel", eid)) == 1
