@@ -13,8 +13,6 @@ only one API has (pages, partial results, a job cache). The helpers below
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import time

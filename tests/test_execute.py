@@ -1,7 +1,6 @@
 """execute: three input forms, errors inside write(), the transaction file."""
 import csv
 import errno
-import io
 import os
 import subprocess
 

@@ -3,12 +3,11 @@ import json
 import os
 import subprocess
 import threading
-import time
 
 import pytest
 
 from conftest import (execute, fake_csv, fake_json_rows, fake_latest_csv, json_rows, kind_of,
-                      message, requests_for, requests_to, wait_for)
+                      requests_for, requests_to, wait_for)
 
 
 def read(path, mode="rb"):
