@@ -437,7 +437,7 @@ class FakeRedash(FakeDune):
         if max_age is None or (isinstance(max_age, (int, float)) and max_age != 0):
             cached = self._cached(query, params, now, max_age)
             if cached is not None:
-                return _json(200, {"query_result": self._result_document(cached)})
+                return _json(200, self._result_document(cached))  # {"query_result": ...}
         for job in self._jobs.values():  # the same text already queued or running
             if job.query is query and job.params == params and \
                     job.status(now)[0] in (PENDING, STARTED) and job.frozen is None:
