@@ -22,6 +22,9 @@
 #define POLL_FIRST_MS 500
 #define POLL_MAX_MS 3000
 #define RESULT_OUT_CAP (256u << 20)
+/* Decoded bytes are written to the cache, and waiting readers woken, once
+ * this many have gathered or the socket has nothing more for now. */
+#define RESULT_FLUSH_BYTES (1u << 20)
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -622,6 +625,7 @@ static void fail_download(struct result *r, const struct api_error *err)
 		close(r->fd);
 		r->fd = -1;
 		r->size = 0;
+		r->ended = 0;
 	}
 	collect(r, &ready);
 	engine_unlock();
@@ -655,6 +659,7 @@ static void evict_over_cap(void)
 			  result_format_ext(oldest->format), (long long)oldest->size);
 		cache_bytes -= (unsigned long long)oldest->size;
 		oldest->complete = 0;
+		oldest->ended = 0;
 		oldest->size = 0;
 	}
 }
@@ -722,7 +727,14 @@ static int download_data(struct http_request *req, const char *data, size_t len)
 	rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
 	if (rc)
 		return r->abort_err = err, rc;
-	return flush_out(r);
+	return r->out.len >= RESULT_FLUSH_BYTES ? flush_out(r) : 0;
+}
+
+/* A failed write stays in r->out: the next flush, at the latest the page's
+ * end, reports it. */
+static void download_drained(struct http_request *req)
+{
+	flush_out(req->data);
 }
 
 static void finish_download(struct result *r)
@@ -733,8 +745,16 @@ static void finish_download(struct result *r)
 
 	if (!rc)
 		rc = flush_out(r);
-	if (!rc)
+	if (!rc) {
+		/* readers have every byte: their EOF need not wait for the fsync */
+		engine_lock();
+		r->ended = 1;
+		collect(r, &ready);
+		engine_unlock();
+		send_all(ready);
+		ready = NULL;
 		rc = cache_result_commit(r->ex->obj.id, r->format, r->fd);
+	}
 	if (rc) {
 		if (!err.err)
 			api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
@@ -819,6 +839,7 @@ static int download_submit(struct result *r, struct api_request *api)
 	req->data = r;
 	req->on_attempt = download_attempt;
 	req->on_data = download_data;
+	req->on_drained = download_drained;
 	req->on_done = download_request_done;
 	http_submit(req);
 	return 0;
@@ -844,6 +865,7 @@ static void start_download(struct result *r)
 		close(r->fd);
 	r->fd = fd;
 	r->size = 0;
+	r->ended = 0;
 	r->error = 0;
 	r->page_start = 0;
 	r->attempt_bytes = 0;
@@ -1156,27 +1178,56 @@ static void bind_result(struct handle *h, struct result *r)
 			r->size = size;
 		} else {
 			r->complete = 0; /* removed behind our back */
+			r->ended = 0;
 			cache_bytes -= (unsigned long long)r->size;
 			r->size = 0;
 		}
 	}
 	r->last_used = time(NULL);
 	if (!r->complete && r->fd < 0)
-		r->size = 0;
+		r->size = 0, r->ended = 0;
 	if (!r->downloading && r->error) {
 		r->error = 0; /* a new open tries again */
 		set_string(&r->error_message, NULL);
 	}
 }
 
-/* Open flags for a result. A complete executions/<eid>/results.* never
- * changes: page cache. latest.* is one inode whose bytes change from one
- * execution to the next while older opens still read their own snapshot, so
- * it is always direct I/O (its size is still exact once complete). */
-static void result_open_flags(struct result *r, struct fuse_file_info *fi, int cacheable)
+/* Every byte of the result is on local disk (its commit may be under way):
+ * its size is final. */
+static int result_whole(const struct result *r)
 {
-	fi->direct_io = !(r->complete && cacheable);
-	fi->keep_cache = r->complete && cacheable;
+	return r->complete || r->ended;
+}
+
+/* Open flags for a result. Before it is complete: direct I/O, size 0, so
+ * every tool reads to EOF. A complete executions/<eid>/results.* never
+ * changes: the page cache, kept across opens. latest.* is one inode whose
+ * bytes change from one execution to the next while older opens keep their
+ * snapshot: it is read through the page cache only while every open that
+ * does so reads the same result (an open bringing another one drops the
+ * cached pages, or gets direct I/O while the older snapshot is still open
+ * that way). Direct I/O opens never drop another open's cached pages. */
+static void set_open_flags(struct handle *h, struct fuse_file_info *fi)
+{
+	struct result *r = h->result;
+	struct query *q = (struct query *)h->obj;
+	int f = r->format;
+
+	fi->direct_io = 1;
+	fi->keep_cache = 1;
+	if (!result_whole(r))
+		return;
+	if (h->kind == FILE_RESULTS_CSV || h->kind == FILE_RESULTS_JSON) {
+		fi->direct_io = 0;
+		return;
+	}
+	if (q->cached_opens[f] && q->page_owner[f] != r)
+		return;
+	fi->direct_io = 0;
+	fi->keep_cache = q->page_owner[f] == r;
+	q->page_owner[f] = r;
+	q->cached_opens[f]++;
+	h->cached = 1;
 }
 
 static void fill_text(struct handle *h)
@@ -1218,7 +1269,7 @@ static int evaluate_read(struct waiter *w)
 			return read_copy(w, r), 1;
 		return 1;
 	}
-	if (r->complete)
+	if (r->complete || r->ended)
 		return 1; /* end of file */
 	if (r->error)
 		return w->err = r->error, 1;
@@ -1267,7 +1318,7 @@ static int evaluate(struct waiter *w)
 		if (!ex)
 			return w->err = ENOMEM, 1;
 		bind_result(w->handle, &ex->results[w->handle->kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON]);
-		result_open_flags(w->handle->result, &w->fi, 0);
+		set_open_flags(w->handle, &w->fi);
 		return 1;
 	case WAIT_OPEN_STATUS:
 		ex = w->target;
@@ -1388,7 +1439,7 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 				enum result_format f = kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON;
 
 				bind_result(h, &ex->results[f]);
-				result_open_flags(h->result, fi, 0);
+				set_open_flags(h, fi);
 				break;
 			}
 		}
@@ -1407,7 +1458,7 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 	case FILE_RESULTS_JSON:
 		ex = (struct execution *)obj;
 		bind_result(h, &ex->results[kind == FILE_RESULTS_CSV ? FORMAT_CSV : FORMAT_JSON]);
-		result_open_flags(h->result, fi, 1);
+		set_open_flags(h, fi);
 		break;
 	case FILE_STATUS:
 	case FILE_STATUS_JSON:
@@ -1456,11 +1507,13 @@ void engine_release(struct handle *h)
 		return;
 	engine_lock();
 	r = h->result;
+	if (h->cached)
+		((struct query *)h->obj)->cached_opens[r->format]--;
 	if (r && --r->opens == 0 && !r->downloading && r->fd >= 0) {
 		close(r->fd);
 		r->fd = -1;
 		if (!r->complete)
-			r->size = 0; /* the bytes of a failed download went with it */
+			r->size = 0, r->ended = 0; /* a failed download's bytes went with it */
 		evict_over_cap();
 	}
 	engine_unlock();
@@ -1753,13 +1806,18 @@ off_t engine_file_size(struct object *obj, enum file_kind kind, struct handle *h
 											  : FORMAT_JSON];
 		} else if (kind == FILE_LATEST_CSV || kind == FILE_LATEST_JSON) {
 			struct query *q = (struct query *)obj;
+			int f = kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON;
 			struct execution *ex = q->latest[0] ? engine_execution(q->latest) : NULL;
 
-			if (ex)
-				r = &ex->results[kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON];
+			/* while opens read it through the page cache, the inode's
+			 * size is theirs: the kernel bounds cached reads by it */
+			if (q->cached_opens[f])
+				r = q->page_owner[f];
+			else if (ex)
+				r = &ex->results[f];
 		}
 	}
-	return r && r->complete ? r->size : 0;
+	return r && result_whole(r) ? r->size : 0;
 }
 
 static char *text_line(const char *s, size_t *len)

@@ -74,6 +74,10 @@ struct query {
 	int listed;		/* shown in /queries, persisted */
 	int resolving;		/* a latest request is in flight */
 	int resolve_error;	/* errno of the last resolution, 0 if it worked */
+	/* latest.*: the result whose bytes the kernel may hold in the page cache
+	 * of this inode, and how many opens read it through that cache */
+	struct result *page_owner[FORMAT_COUNT];
+	int cached_opens[FORMAT_COUNT];
 };
 
 struct result {
@@ -82,6 +86,7 @@ struct result {
 	int fd;			/* -1 when closed */
 	off_t size;		/* bytes on local disk */
 	int complete;
+	int ended;		/* every byte is on disk, the commit may still be under way */
 	int error;		/* errno of a failed download, 0 if none */
 	char *error_message;
 	int downloading;
@@ -122,6 +127,7 @@ struct handle {
 	enum file_kind kind;
 	struct object *obj;
 	struct result *result;	/* results.* and latest.*: the snapshot read */
+	int cached;		/* latest.*: counted in the query's cached_opens */
 	char execution_id[72];	/* execute: the run this open file started */
 	int write_error;	/* execute: a write failed; the file takes no more */
 	char *text;		/* small generated files: the content at open */

@@ -443,7 +443,11 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void do_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	(void)conn;
+	/* reads of cached results go from the cache file to the kernel by splice */
+	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* the engine knows when a file's bytes change (see set_open_flags):
+	 * no attribute request before every cached read */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	mount_time = time(NULL);
 }
 

@@ -16,6 +16,7 @@
 #define HTTP_BODY_CAP (64u << 20)
 #define HTTP_HEADERS_CAP (64 * 1024)
 #define HTTP_MAX_RETRY_AFTER_MS 120000
+#define HTTP_STREAM_BUFFER (512L * 1024)
 
 struct timer {
 	long long due_ms;
@@ -144,6 +145,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 
 	curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
 	if (req->on_data && response_is_2xx(req)) {
+		req->got_data = 1;
 		rc = req->on_data(req, data, len);
 		if (rc) {
 			req->aborted = 1;
@@ -202,6 +204,8 @@ static int start_attempt(struct http_request *req)
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->error);
+	if (req->on_data) /* a streamed result: fewer, bigger writes into the cache */
+		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, HTTP_STREAM_BUFFER);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 15L);
 	/* a server that sends nothing for a minute is treated as gone */
@@ -409,6 +413,18 @@ static long next_wait_ms(void)
 	return next > now ? (long)(next - now) : 0;
 }
 
+/* The sockets have nothing more for now: streamed requests may hand on what
+ * they gathered. */
+static void drained(void)
+{
+	for (struct http_request *req = engine.active; req; req = req->next) {
+		if (req->got_data && req->on_drained) {
+			req->got_data = 0;
+			req->on_drained(req);
+		}
+	}
+}
+
 static void fail_all(struct http_request *list)
 {
 	while (list) {
@@ -442,6 +458,7 @@ static void *engine_main(void *arg)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
 			finish(req, msg->data.result);
 		}
+		drained();
 		curl_multi_poll(engine.multi, NULL, 0, (int)next_wait_ms(), NULL);
 	}
 

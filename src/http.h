@@ -32,6 +32,9 @@ struct http_request {
 	http_data_fn on_data;	/* NULL: the body is kept in `response` */
 	http_fn on_attempt;	/* optional: called before every attempt */
 	http_fn on_done;	/* called once, with the final outcome */
+	http_fn on_drained;	/* optional, with on_data: called after each round of
+				 * socket activity that brought body bytes, so the
+				 * consumer can batch work across libcurl's 16 KB calls */
 	void *data;
 
 	/* The outcome, valid in on_done (and headers/status in on_data). */
@@ -46,6 +49,7 @@ struct http_request {
 	int attempts;
 
 	/* The engine's own. */
+	int got_data;		/* body bytes since on_drained was last called */
 	void *easy;
 	void *header_list;
 	struct http_request *next;

@@ -51,7 +51,10 @@ Query definition (a scenario file is a JSON list of these, or
      "error": "line 1:8: ...",          the message of a failed run
      "archived": false,                 execute answers 403
      "nil_style": false,                CSV writes null as <nil> instead of nothing
-     "prior_runs": 1}                   finished runs that exist at startup
+     "prior_runs": 1,                   finished runs that exist at startup
+     "memo_pages": false}               keep each page's body once served, and serve
+                                        it again from memory (for benchmarks of
+                                        big results: the fake's cost drops out)
 
 Generated rows: a column named like a parameter holds that parameter's value;
 "name" ends with a tag of the run ("name_7_r3Q9Z"), so different runs differ;
@@ -268,6 +271,7 @@ class Query:
         self.archived = bool(d.get("archived", False))
         self.nil_style = bool(d.get("nil_style", False))
         self.prior_runs = _non_negative_int(d.get("prior_runs", 1), "prior_runs")
+        self.memo_pages = bool(d.get("memo_pages", False))
 
     def _literal_row(self, row) -> list:
         if isinstance(row, dict):
@@ -565,6 +569,7 @@ class FakeDune:
         self._history = {}        # qid -> [Execution], oldest first
         self._paid_runs = {}      # qid -> executions created through execute
         self._faults = []
+        self._page_memo = {}      # see Query.memo_pages
         self._log = deque(maxlen=MAX_LOG_ENTRIES)
         self._server = None
         self._thread = None
@@ -952,6 +957,24 @@ class FakeDune:
             return json_response(200, document)
 
         offset, limit = self._page_bounds(request)
+        memo_key = None
+        if execution.query.memo_pages:
+            memo_key = (execution.id, as_csv, offset, limit, request.host, link_path,
+                        request.param("allow_partial_results"), tuple(filters))
+            with self._lock:
+                memo = self._page_memo.get(memo_key)
+            if memo is not None:
+                return memo
+        response = self._page(request, execution, link_path, as_csv, filters, document,
+                              offset, limit, started, ended)
+        if memo_key is not None:
+            with self._lock:
+                self._page_memo[memo_key] = response
+        return response
+
+    def _page(self, request, execution, link_path, as_csv, filters, document, offset, limit,
+              started, ended) -> Response:
+        allow_partial = request.param("allow_partial_results")
         total = execution.total_rows
         stop = min(total, offset + limit)
         rows = execution.query.page(execution.params, offset, stop) if offset < stop else []

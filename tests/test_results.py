@@ -1,5 +1,6 @@
 """Exact results, single flight, the on-disk cache and latest.* (DESIGN.md §2, §4)."""
 import json
+import mmap
 import os
 import subprocess
 import threading
@@ -118,8 +119,9 @@ def test_partial_result_is_served_with_status_partial(mnt, fake):
 def test_cache_files_are_complete_and_atomic(mnt, fake):
     eid = execute(mnt, 1005)
     data = read(mnt.p("executions", eid, "results.csv"))
-    results = os.listdir(os.path.join(mnt.cache, "results"))
-    assert f"{eid}.csv" in results
+    # readers get EOF once every byte is written; the fsync and rename follow
+    results_dir = os.path.join(mnt.cache, "results")
+    results = wait_for(lambda: f"{eid}.csv" in os.listdir(results_dir) and os.listdir(results_dir))
     assert not [n for n in results if n.endswith(".part")]
     with open(os.path.join(mnt.cache, "results", f"{eid}.csv"), "rb") as f:
         assert f.read() == data
@@ -184,6 +186,34 @@ def test_open_latest_is_a_snapshot(mounts, fake):
     rest = f.read()
     f.close()
     assert start + rest == want_old  # the old open: its own snapshot, whole
+
+
+def test_cached_latest_is_a_snapshot_too(mounts, fake):
+    """A complete latest.* is read through the page cache; another result behind
+    the same name never mixes into it, nor it into the other."""
+    m = mounts(options=["max_age=0"])
+    path = m.p("queries", "1005", "latest.csv")
+    want_old = fake_latest_csv(fake, 1005)
+    assert read(path) == want_old  # downloaded: complete from now on
+    assert read(path) == want_old  # from the page cache
+    f = open(path, "rb")
+    start = f.read(100)
+    eid = execute(m, 1005)
+    new = read(m.p("executions", eid, "results.csv"))
+    assert new != want_old  # same length: only the open can tell the kernel
+    # the older snapshot is open: its size is the name's, the new one is read aside
+    assert os.stat(path).st_size == len(want_old)
+    assert read(path) == new == fake_latest_csv(fake, 1005)
+    assert os.fstat(f.fileno()).st_size == len(want_old)
+    rest = f.read()
+    f.close()
+    assert start + rest == want_old
+    # closed: the name moves on, and its cached pages with it
+    for _ in range(2):
+        assert read(path) == new
+    assert os.stat(path).st_size == len(new)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mem:
+        assert mem[:] == new
 
 
 def test_latest_never_starts_a_run(mnt, fake):
