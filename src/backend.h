@@ -133,6 +133,10 @@ struct result_decoder_ops {
 	 * before any byte of a wrong body reaches a reader. */
 	int (*page_headers)(struct result_decoder *d, const struct api_response *resp,
 			    struct api_error *err);
+	/* Optional: the next page's URL (malloc'd) when the current page's
+	 * headers already tell it, NULL otherwise. The engine then asks for
+	 * the next page while this one streams; page_end still decides. */
+	char *(*next_from_headers)(struct result_decoder *d, const struct api_response *resp);
 	/* Body bytes of the current page; output goes to out. */
 	int (*page_data)(struct result_decoder *d, const char *data, size_t len,
 			 struct buffer *out, struct api_error *err);

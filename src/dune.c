@@ -289,6 +289,16 @@ static int next_link(const char *value, char **next_url, struct api_error *err)
 	return *next_url ? 0 : api_fail(err, ENOMEM, 0, "out of memory");
 }
 
+static char *csv_next_from_headers(struct result_decoder *d, const struct api_response *resp)
+{
+	char link[2048];
+
+	(void)d;
+	if (!api_response_header(resp, "x-dune-next-uri", link, sizeof(link)) || !link[0])
+		return NULL;
+	return strdup(link);
+}
+
 static int csv_page_end(struct result_decoder *d, const struct api_response *resp,
 			struct buffer *out, char **next_url, struct api_error *err)
 {
@@ -319,6 +329,7 @@ static void plain_free(struct result_decoder *d)
 
 static const struct result_decoder_ops csv_decoder_ops = {
 	.page_begin = csv_page_begin,
+	.next_from_headers = csv_next_from_headers,
 	.page_data = csv_page_data,
 	.page_end = csv_page_end,
 	.finish = csv_finish,

@@ -25,6 +25,8 @@
 /* Decoded bytes are written to the cache, and waiting readers woken, once
  * this many have gathered or the socket has nothing more for now. */
 #define RESULT_FLUSH_BYTES (1u << 20)
+/* Bytes of the next page kept in memory before its turn. */
+#define AHEAD_CAP (1u << 20)
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -607,10 +609,13 @@ static void download_request_done(struct http_request *req);
 
 static int download_submit(struct result *r, struct api_request *api);
 
+static void drop_ahead(struct result *r);
+
 static void fail_download(struct result *r, const struct api_error *err)
 {
 	struct waiter *ready = NULL;
 
+	drop_ahead(r);
 	cache_result_abandon(r->ex->obj.id, r->format);
 	engine_lock();
 	r->downloading = 0;
@@ -700,6 +705,124 @@ static int flush_out(struct result *r)
 	return 0;
 }
 
+/* ---- the next page, asked for while the current one streams -------------
+ *
+ * When a page's headers name the next page, it is requested at once, so the
+ * API's time to answer it overlaps this page's transfer. Its first bytes wait
+ * in memory (at most AHEAD_CAP), then its transfer is paused until its turn;
+ * a next page that turns out different is dropped. */
+
+static void ahead_attempt(struct http_request *req)
+{
+	struct result *r = req->data;
+
+	if (r)
+		buffer_reset(&r->ahead_body);
+}
+
+static int ahead_data(struct http_request *req, const char *data, size_t len)
+{
+	struct result *r = req->data;
+
+	if (!r)
+		return -ECANCELED; /* dropped */
+	if (r->ahead_body.len + len > AHEAD_CAP)
+		return HTTP_PAUSE;
+	return buffer_append(&r->ahead_body, data, len) ? -ENOMEM : 0;
+}
+
+static void ahead_done(struct http_request *req)
+{
+	struct result *r = req->data;
+
+	if (r)
+		r->ahead_done = 1; /* kept for its turn */
+	else
+		http_request_free(req);
+}
+
+static void ask_ahead(struct result *r, char *url)
+{
+	struct api_request api = {.method = "GET", .url = url};
+	struct http_request *req;
+
+	if (!url)
+		return;
+	if (!backend_same_origin(config.backend, url)) {
+		free(url); /* refused when its turn comes */
+		return;
+	}
+	req = request_from(&api, CALL_RESULT);
+	if (!req)
+		return;
+	req->data = r;
+	req->on_attempt = ahead_attempt;
+	req->on_data = ahead_data;
+	req->on_done = ahead_done;
+	buffer_init(&r->ahead_body, AHEAD_CAP);
+	r->ahead = req;
+	r->ahead_done = 0;
+	http_submit(req);
+}
+
+/* Drops the page asked for ahead; a transfer under way ends itself. */
+static void drop_ahead(struct result *r)
+{
+	struct http_request *req = r->ahead;
+
+	if (!req)
+		return;
+	r->ahead = NULL;
+	buffer_free(&r->ahead_body);
+	if (r->ahead_done) {
+		r->ahead_done = 0;
+		http_request_free(req);
+		return;
+	}
+	req->data = NULL;
+	http_resume(req); /* a paused transfer must run to notice */
+}
+
+static void download_attempt(struct http_request *req);
+static int download_data(struct http_request *req, const char *data, size_t len);
+static void download_drained(struct http_request *req);
+
+/* The page asked for ahead is the next one: it becomes the download's. */
+static void take_ahead(struct result *r)
+{
+	struct http_request *req = r->ahead;
+	int done = r->ahead_done, rc = 0;
+	struct api_error err;
+
+	download_attempt(req);
+	if (r->ahead_body.len)
+		rc = download_data(req, r->ahead_body.data, r->ahead_body.len);
+	if (rc && !done) {
+		err = r->abort_err;
+		if (!err.err)
+			api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+		drop_ahead(r);
+		fail_download(r, &err);
+		return;
+	}
+	r->ahead = NULL;
+	r->ahead_done = 0;
+	buffer_free(&r->ahead_body);
+	req->on_attempt = download_attempt;
+	req->on_data = download_data;
+	req->on_drained = download_drained;
+	req->on_done = download_request_done;
+	if (!done) {
+		http_resume(req);
+		return;
+	}
+	if (rc) {
+		req->aborted = 1;
+		req->abort_errno = -rc;
+	}
+	download_request_done(req);
+}
+
 static void download_attempt(struct http_request *req)
 {
 	struct result *r = req->data;
@@ -716,13 +839,16 @@ static int download_data(struct http_request *req, const char *data, size_t len)
 	struct api_error err;
 	int rc;
 
-	if (!r->headers_checked && r->decoder->ops->page_headers) {
+	if (!r->headers_checked) {
 		struct api_response resp = {req->status, req->headers.data, "", 0};
+		const struct result_decoder_ops *ops = r->decoder->ops;
 
 		r->headers_checked = 1;
-		rc = r->decoder->ops->page_headers(r->decoder, &resp, &err);
+		rc = ops->page_headers ? ops->page_headers(r->decoder, &resp, &err) : 0;
 		if (rc)
 			return r->abort_err = err, rc;
+		if (ops->next_from_headers && !r->ahead)
+			ask_ahead(r, ops->next_from_headers(r->decoder, &resp));
 	}
 	rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
 	if (rc)
@@ -742,6 +868,8 @@ static void finish_download(struct result *r)
 	struct api_error err = {0};
 	struct waiter *ready = NULL;
 	int rc = r->decoder->ops->finish(r->decoder, &r->out, &err);
+
+	drop_ahead(r); /* the headers named a page the end did not */
 
 	if (!rc)
 		rc = flush_out(r);
@@ -820,6 +948,12 @@ static void download_request_done(struct http_request *req)
 	}
 	r->page_start += r->attempt_bytes;
 	r->attempt_bytes = 0;
+	if (r->ahead && strcmp(r->ahead->url, next) == 0) {
+		free(next);
+		take_ahead(r);
+		return;
+	}
+	drop_ahead(r);
 	{
 		struct api_request api = {.method = "GET", .url = next};
 

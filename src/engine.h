@@ -100,6 +100,9 @@ struct result {
 	off_t attempt_bytes;	/* bytes the current attempt has produced */
 	int headers_checked;	/* the decoder has seen this attempt's headers */
 	struct api_error abort_err; /* why the decoder stopped a page */
+	struct http_request *ahead; /* the next page, asked for while this one streams */
+	struct buffer ahead_body; /* its first bytes, kept until its turn */
+	int ahead_done;		/* it ended before its turn */
 };
 
 struct execution {

@@ -82,6 +82,12 @@ void http_request_free(struct http_request *req)
 	free(req);
 }
 
+void http_resume(struct http_request *req)
+{
+	if (req->easy)
+		curl_easy_pause(req->easy, CURLPAUSE_CONT);
+}
+
 static void wake(void)
 {
 	if (engine.multi)
@@ -147,6 +153,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 	if (req->on_data && response_is_2xx(req)) {
 		req->got_data = 1;
 		rc = req->on_data(req, data, len);
+		if (rc == HTTP_PAUSE)
+			return CURL_WRITEFUNC_PAUSE;
 		if (rc) {
 			req->aborted = 1;
 			req->abort_errno = -rc;

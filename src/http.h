@@ -18,7 +18,9 @@
 struct http_request;
 
 /* Receives body bytes of a 2xx response as they arrive. Returns 0, or
- * -errno to abort the transfer (no retry follows). */
+ * -errno to abort the transfer (no retry follows), or HTTP_PAUSE to leave
+ * these bytes unread and pause the transfer until http_resume(). */
+#define HTTP_PAUSE 1
 typedef int (*http_data_fn)(struct http_request *req, const char *data, size_t len);
 typedef void (*http_fn)(struct http_request *req);
 
@@ -72,6 +74,11 @@ void http_request_free(struct http_request *req);
 /* Hands a request to the engine. Thread-safe. After this the engine owns the
  * request until on_done, which must free it (or resubmit it). */
 void http_submit(struct http_request *req);
+
+/* Resumes a transfer its on_data paused; the bytes it left come again,
+ * possibly before this returns. Engine thread only; harmless on a request
+ * that is not paused or not under way. */
+void http_resume(struct http_request *req);
 
 /* Runs fn(data, 0) on the engine thread after delay_ms (0: soon).
  * Thread-safe. At shutdown, pending timers run with cancelled = 1. */

@@ -132,7 +132,8 @@ MSG_PARTIAL = (
 )
 DEFAULT_FAILURE = "line 1:1: Query failed"
 
-FAULT_ACTIONS = ("status", "drop", "drop_after_request", "cut_body", "delay", "html")
+FAULT_ACTIONS = ("status", "drop", "drop_after_request", "cut_body", "delay", "stall_body",
+                 "html")
 FAULT_HTML = (
     "<html><head><title>Service Unavailable</title></head>"
     "<body><h1>Down for maintenance</h1></body></html>\n"
@@ -515,7 +516,7 @@ def validate_fault(fault) -> dict:
             result["body"] = str(fault["body"])
         if fault.get("retry_after") is not None:
             result["retry_after"] = _non_negative_number(fault["retry_after"], "retry_after")
-    if action == "delay":
+    if action in ("delay", "stall_body"):
         result["seconds"] = _non_negative_number(fault.get("seconds"), "seconds")
     return result
 
@@ -625,7 +626,8 @@ class FakeDune:
     def add_fault(self, fault=None, **fields):
         """Add a fault: {"match": substring of path+query, "method": optional,
         "count": N (default 1, -1 forever), "action": status (code, body,
-        retry_after) | drop | drop_after_request | cut_body | delay (seconds) | html}."""
+        retry_after) | drop | drop_after_request | cut_body | delay (seconds) |
+        stall_body (seconds: headers and half the body, a pause, the rest) | html}."""
         fault = validate_fault({**(fault or {}), **fields})
         with self._lock:
             self._faults.append(fault)
@@ -1152,7 +1154,8 @@ class _Handler(BaseHTTPRequestHandler):
         if action in ("drop", "drop_after_request"):
             self.close_connection = True  # hang up without a word
             return
-        self._send(response, cut_body=action == "cut_body")
+        self._send(response, cut_body=action == "cut_body",
+                   stall=fault["seconds"] if action == "stall_body" else 0)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -1182,7 +1185,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         return bytes(body)
 
-    def _send(self, response: Response, cut_body=False):
+    def _send(self, response: Response, cut_body=False, stall=0):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -1196,6 +1199,13 @@ class _Handler(BaseHTTPRequestHandler):
         if cut_body:
             self.wfile.write(response.body[:len(response.body) // 2])
             self.close_connection = True
+            return
+        if stall:
+            half = len(response.body) // 2
+            self.wfile.write(response.body[:half])
+            self.wfile.flush()
+            time.sleep(stall)
+            self.wfile.write(response.body[half:])
             return
         self.wfile.write(response.body)
 

@@ -265,6 +265,20 @@ def test_readers_served_while_later_pages_are_still_coming(mnt, fake):
     assert whole[:100] == head.stdout and whole == fake_csv(fake, eid)
 
 
+@pytest.mark.backends("dune")  # redash has no pages
+def test_next_page_asked_for_while_a_page_streams(mnt, fake):
+    eid = execute(mnt, 1005)
+    fake.reset()
+    fake.add_fault(match="offset=1000", action="stall_body", seconds=2)
+    data = read(mnt.p("executions", eid, "results.csv"))
+    asked = [(e["query"], e["time"]) for e in requests_to(fake, f"/execution/{eid}/results/csv")]
+    assert data == fake_csv(fake, eid)
+    second = next(t for q, t in asked if "offset=1000" in q)
+    third = next(t for q, t in asked if "offset=2000" in q)
+    assert third - second < 1.0  # during the second page's stall, not after it
+    assert len(asked) == len(set(q for q, _ in asked)) == 5  # each page once
+
+
 def test_complete_result_can_be_mmapped(mnt, fake):
     import mmap
     eid = execute(mnt, 1005)
