@@ -3,6 +3,7 @@
 #include "cache.h"
 #include "fs.h"
 #include "http.h"
+#include "worker.h"
 #include "log.h"
 #include "params.h"
 
@@ -449,6 +450,56 @@ static void set_string(char **field, const char *value)
 
 /* ---- the index on disk ---------------------------------------------------- */
 
+/* Index entries are written by the worker thread: their fsyncs never hold
+ * the lock, delay an answer or a request. */
+struct pending_entry {
+	const char *kind;
+	char name[72];
+	char *text;
+	struct pending_entry *next;
+};
+
+static struct pending_entry *pending_entries, **pending_tail = &pending_entries;
+static int entries_now = 1; /* no worker thread: write at once */
+
+static void write_entries(void *data)
+{
+	struct pending_entry *list, *e;
+
+	(void)data;
+	engine_lock();
+	list = pending_entries;
+	pending_entries = NULL;
+	pending_tail = &pending_entries;
+	engine_unlock();
+	while ((e = list)) {
+		list = e->next;
+		cache_put_entry(e->kind, e->name, e->text, strlen(e->text));
+		free(e->text);
+		free(e);
+	}
+}
+
+/* Queues an entry (lock held); takes text. */
+static void put_entry(const char *kind, const char *name, char *text)
+{
+	struct pending_entry *e = entries_now ? NULL : malloc(sizeof(*e));
+
+	if (!e) {
+		cache_put_entry(kind, name, text, strlen(text));
+		free(text);
+		return;
+	}
+	e->kind = kind;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->text = text;
+	e->next = NULL;
+	if (!pending_entries)
+		worker_submit(write_entries, NULL);
+	*pending_tail = e;
+	pending_tail = &e->next;
+}
+
 static void persist_execution(struct execution *ex)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -466,8 +517,7 @@ static void persist_execution(struct execution *ex)
 		cJSON_AddStringToObject(doc, "status", ex->document);
 	text = cJSON_PrintUnformatted(doc);
 	if (text)
-		cache_put_entry("executions", ex->obj.id, text, strlen(text));
-	free(text);
+		put_entry("executions", ex->obj.id, text);
 	cJSON_Delete(doc);
 }
 
@@ -485,8 +535,7 @@ static void persist_query(struct query *q)
 		cJSON_AddStringToObject(doc, "error", q->error);
 	text = cJSON_PrintUnformatted(doc);
 	if (text)
-		cache_put_entry("queries", q->obj.id, text, strlen(text));
-	free(text);
+		put_entry("queries", q->obj.id, text);
 	cJSON_Delete(doc);
 }
 
@@ -853,7 +902,10 @@ static int download_data(struct http_request *req, const char *data, size_t len)
 	rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
 	if (rc)
 		return r->abort_err = err, rc;
-	return r->out.len >= RESULT_FLUSH_BYTES ? flush_out(r) : 0;
+	/* smaller writes at first: the first bytes reach their reader sooner */
+	return r->out.len >= (r->size < (off_t)RESULT_FLUSH_BYTES ? RESULT_FLUSH_BYTES / 16
+								  : RESULT_FLUSH_BYTES)
+		       ? flush_out(r) : 0;
 }
 
 /* A failed write stays in r->out: the next flush, at the latest the page's
@@ -863,6 +915,8 @@ static void download_drained(struct http_request *req)
 	flush_out(req->data);
 }
 
+static void commit_result(void *data);
+
 static void finish_download(struct result *r)
 {
 	struct api_error err = {0};
@@ -870,19 +924,8 @@ static void finish_download(struct result *r)
 	int rc = r->decoder->ops->finish(r->decoder, &r->out, &err);
 
 	drop_ahead(r); /* the headers named a page the end did not */
-
 	if (!rc)
 		rc = flush_out(r);
-	if (!rc) {
-		/* readers have every byte: their EOF need not wait for the fsync */
-		engine_lock();
-		r->ended = 1;
-		collect(r, &ready);
-		engine_unlock();
-		send_all(ready);
-		ready = NULL;
-		rc = cache_result_commit(r->ex->obj.id, r->format, r->fd);
-	}
 	if (rc) {
 		if (!err.err)
 			api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
@@ -893,6 +936,28 @@ static void finish_download(struct result *r)
 	r->decoder->ops->free(r->decoder);
 	r->decoder = NULL;
 	buffer_free(&r->out);
+	/* readers have every byte: their EOF need not wait for the fsync */
+	r->ended = 1;
+	collect(r, &ready);
+	engine_unlock();
+	send_all(ready);
+	worker_submit(commit_result, r); /* still `downloading` until it is done */
+}
+
+/* On the worker thread: the downloaded result goes into the cache for good. */
+static void commit_result(void *data)
+{
+	struct result *r = data;
+	struct api_error err = {0};
+	struct waiter *ready = NULL;
+	int rc = cache_result_commit(r->ex->obj.id, r->format, r->fd);
+
+	if (rc) {
+		api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+		fail_download(r, &err);
+		return;
+	}
+	engine_lock();
 	r->complete = 1;
 	r->downloading = 0;
 	r->last_used = time(NULL);
@@ -2127,6 +2192,10 @@ void engine_init(const struct engine_config *cfg)
 {
 	config = *cfg;
 	mount_time = time(NULL);
+	if (worker_start())
+		log_error("no background thread: cache writes happen in line");
+	else
+		entries_now = 0;
 	cache_list_entries("executions", load_execution, NULL);
 	cache_list_entries("queries", load_query, NULL);
 	engine_lock();
@@ -2160,6 +2229,11 @@ void engine_shutdown(void)
 			free(w);
 	}
 	http_stop();
+	engine_lock();
+	entries_now = 1;
+	engine_unlock();
+	worker_stop(); /* commits and entries still queued are done first */
+	write_entries(NULL);
 	while (handles.next != &handles)
 		free_handle(handles.next);
 	for (unsigned i = 0; i < object_count; i++) {
@@ -2180,6 +2254,9 @@ void engine_shutdown(void)
 				if (r->decoder)
 					r->decoder->ops->free(r->decoder);
 				buffer_free(&r->out);
+				if (r->ahead && r->ahead_done)
+					http_request_free(r->ahead);
+				buffer_free(&r->ahead_body);
 				free(r->error_message);
 			}
 		}

@@ -33,7 +33,9 @@ FakeDune methods of the same name:
     GET  /_fake/executions  {"<qid>": executions created through execute}
     POST /_fake/queries     add or replace a query definition
     GET  /_fake/settings    current settings
-    POST /_fake/settings    change max_page_rows, time_scale, key, verbose
+    POST /_fake/settings    change max_page_rows, time_scale, key, verbose, rate_mb_s
+                            (each response body sent at most that fast, 0: no limit;
+                            a network's pace, for benchmarks)
     POST /_fake/state       {"execution_id": eid, "state": "QUERY_STATE_..."}
 
 Query definition (a scenario file is a JSON list of these, or
@@ -564,6 +566,7 @@ class FakeDune:
         self.max_page_rows = _positive_int(max_page_rows, "max_page_rows")
         self.time_scale = _non_negative_number(time_scale, "time_scale")
         self.verbose = verbose
+        self.rate_mb_s = 0.0
         self._lock = threading.RLock()
         self._queries = {}        # qid -> Query (the current version)
         self._executions = {}     # eid -> Execution
@@ -655,8 +658,9 @@ class FakeDune:
                                     query.pending_seconds, query.run_seconds, "medium")
 
     def settings(self, **changes) -> dict:
-        """Change max_page_rows, time_scale, key or verbose; returns all settings."""
+        """Change max_page_rows, time_scale, key, verbose or rate_mb_s; returns all settings."""
         checks = {
+            "rate_mb_s": lambda v: _non_negative_number(v, "rate_mb_s"),
             "max_page_rows": lambda v: _positive_int(v, "max_page_rows"),
             "time_scale": lambda v: _non_negative_number(v, "time_scale"),
             "key": str,
@@ -670,6 +674,7 @@ class FakeDune:
             for name, value in values.items():
                 setattr(self, name, value)
             return {"max_page_rows": self.max_page_rows, "time_scale": self.time_scale,
+                    "rate_mb_s": self.rate_mb_s,
                     "verbose": self.verbose}
 
     def set_state(self, execution_id: str, state: str):
@@ -1199,6 +1204,15 @@ class _Handler(BaseHTTPRequestHandler):
         if cut_body:
             self.wfile.write(response.body[:len(response.body) // 2])
             self.close_connection = True
+            return
+        rate = self.server.fake.rate_mb_s * 1e6
+        if rate:
+            start, chunk = time.monotonic(), 256 * 1024
+            for at in range(0, len(response.body), chunk):
+                ahead = start + at / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                self.wfile.write(response.body[at:at + chunk])
             return
         if stall:
             half = len(response.body) // 2
