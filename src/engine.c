@@ -26,6 +26,8 @@
 /* Decoded bytes are written to the cache, and waiting readers woken, once
  * this many have gathered or the socket has nothing more for now. */
 #define RESULT_FLUSH_BYTES (1u << 20)
+/* The block size results report: what tools take as their read size. */
+#define RESULT_READ_BLOCK (1024 * 1024)
 /* Bytes of the next page kept in memory before its turn. */
 #define AHEAD_CAP (1u << 20)
 
@@ -2100,6 +2102,9 @@ void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h,
 	case FILE_RESULTS_JSON:
 		st->st_mode = S_IFREG | 0444;
 		st->st_size = engine_file_size(obj, kind, h);
+		/* tools size their reads by it (cmp, Python's open): a read is a
+		 * round trip through the daemon while the result is downloading */
+		st->st_blksize = RESULT_READ_BLOCK;
 		break;
 	default:
 		st->st_mode = S_IFREG | 0444;
