@@ -42,7 +42,22 @@ int exec_state_is_terminal(enum exec_state state)
 
 const char *result_format_ext(enum result_format format)
 {
-	return format == FORMAT_JSON ? "json" : "csv";
+	return format == FORMAT_JSON ? "json" : format == FORMAT_NDJSON ? "ndjson" : "csv";
+}
+
+int result_rows_ndjson(struct jspan rows, struct buffer *out)
+{
+	struct jscan_iter it;
+	struct jspan row;
+	int rc;
+
+	if (jscan_array_begin(rows, &it))
+		return -EINVAL;
+	while ((rc = jscan_array_next(&it, &row)) == 1) {
+		if (buffer_append(out, row.start, row.len) || buffer_append(out, "\n", 1))
+			return -ENOMEM;
+	}
+	return rc;
 }
 
 int api_fail(struct api_error *err, int errnum, long http_status, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buffer.h"
+#include "jscan.h"
 
 struct cJSON;
 
@@ -26,6 +27,7 @@ enum exec_state {
 enum result_format {
 	FORMAT_CSV = 0,
 	FORMAT_JSON,
+	FORMAT_NDJSON,	/* one row object a line, from the JSON result */
 	FORMAT_COUNT
 };
 
@@ -38,8 +40,13 @@ enum exec_state exec_state_from_word(const char *word);
 /* Whether the run has ended: success, partial, failure, cancelled, expired. */
 int exec_state_is_terminal(enum exec_state state);
 
-/* The file extension of a format: "csv", "json". */
+/* The file extension of a format: "csv", "json", "ndjson". */
 const char *result_format_ext(enum result_format format);
+
+/* Appends each element of a JSON array span to out, as its own line, bytes as
+ * the API sent them (NDJSON). Returns 0, -EINVAL (not an array, or broken),
+ * -ENOMEM. */
+int result_rows_ndjson(struct jspan rows, struct buffer *out);
 
 /* An error as the API or the transport gave it, with the errno it maps to. */
 struct api_error {

@@ -338,12 +338,14 @@ static const struct result_decoder_ops csv_decoder_ops = {
 
 /* JSON: each page is held whole, checked, and its rows copied byte for byte
  * into one document: the first page's fields, then "result": {"rows": [all
- * rows], "metadata": ...} with the counts of the whole result. */
+ * rows], "metadata": ...} with the counts of the whole result. NDJSON: the
+ * same pages, each row on a line of its own. */
 struct json_decoder {
 	struct result_decoder base;
 	struct buffer page;
 	struct buffer metadata;	/* the first page's, rewritten for the whole */
 	int any_rows;
+	int ndjson;
 };
 
 static void json_page_begin(struct result_decoder *d)
@@ -438,7 +440,12 @@ static int json_page_end(struct result_decoder *d, const struct api_response *re
 	if (jscan_find(doc, "result", &result) != 1 || jscan_find(result, "rows", &rows) != 1 ||
 	    jscan_array_inner(rows, &inner))
 		return api_fail(err, EIO, resp->status, "result page %d holds no rows", d->page + 1);
-	if (d->page == 0) {
+	if (json->ndjson) {
+		rc = result_rows_ndjson(rows, out);
+		if (rc)
+			return api_fail(err, rc == -ENOMEM ? ENOMEM : EIO, resp->status,
+					"cannot split result page %d into rows", d->page + 1);
+	} else if (d->page == 0) {
 		if (jscan_find(result, "metadata", &metadata) != 1)
 			metadata.len = 0;
 		rc = json_first_page(json, doc, metadata, out);
@@ -446,7 +453,7 @@ static int json_page_end(struct result_decoder *d, const struct api_response *re
 			return api_fail(err, rc == -ENOMEM ? ENOMEM : EIO, resp->status,
 					"cannot merge result page 1");
 	}
-	if (inner.len) {
+	if (inner.len && !json->ndjson) {
 		if ((json->any_rows && buffer_append_str(out, ",")) || append_span(out, inner))
 			return api_fail(err, ENOMEM, 0, "out of memory");
 		json->any_rows = 1;
@@ -470,6 +477,8 @@ static int json_finish(struct result_decoder *d, struct buffer *out, struct api_
 {
 	struct json_decoder *json = (struct json_decoder *)d;
 
+	if (json->ndjson)
+		return 0;
 	if (buffer_append_str(out, "]") ||
 	    (json->metadata.len && (buffer_append_str(out, ",\"metadata\":") ||
 				    buffer_append(out, json->metadata.data, json->metadata.len))) ||
@@ -511,6 +520,7 @@ static struct result_decoder *dune_decoder_new(const struct backend *b, enum res
 		if (!json)
 			return NULL;
 		json->base.ops = &json_decoder_ops;
+		json->ndjson = format == FORMAT_NDJSON;
 		buffer_init(&json->page, DUNE_JSON_PAGE_CAP);
 		buffer_init(&json->metadata, 1u << 20);
 		return &json->base;

@@ -1141,7 +1141,11 @@ static void poll_now(struct execution *ex)
 
 static int interest(struct execution *ex)
 {
-	return ex->waiters + ex->results[0].waiters + ex->results[1].waiters;
+	int n = ex->waiters;
+
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		n += ex->results[f].waiters;
+	return n;
 }
 
 static void poll_done(struct http_request *req);
@@ -1393,6 +1397,31 @@ static void bind_result(struct handle *h, struct result *r)
 	}
 }
 
+/* The result a results.* or latest.* file reads, by format. */
+static enum result_format format_of(enum file_kind kind)
+{
+	switch (kind) {
+	case FILE_LATEST_JSON:
+	case FILE_RESULTS_JSON:
+		return FORMAT_JSON;
+	case FILE_LATEST_NDJSON:
+	case FILE_RESULTS_NDJSON:
+		return FORMAT_NDJSON;
+	default:
+		return FORMAT_CSV;
+	}
+}
+
+static int is_results_file(enum file_kind kind)
+{
+	return kind == FILE_RESULTS_CSV || kind == FILE_RESULTS_JSON || kind == FILE_RESULTS_NDJSON;
+}
+
+static int is_latest_file(enum file_kind kind)
+{
+	return kind == FILE_LATEST_CSV || kind == FILE_LATEST_JSON || kind == FILE_LATEST_NDJSON;
+}
+
 /* Every byte of the result is on local disk (its commit may be under way):
  * its size is final. */
 static int result_whole(const struct result *r)
@@ -1418,7 +1447,7 @@ static void set_open_flags(struct handle *h, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 	if (!result_whole(r))
 		return;
-	if (h->kind == FILE_RESULTS_CSV || h->kind == FILE_RESULTS_JSON) {
+	if (is_results_file(h->kind)) {
 		fi->direct_io = 0;
 		return;
 	}
@@ -1518,7 +1547,7 @@ static int evaluate(struct waiter *w)
 		ex = execution_new(q->latest);
 		if (!ex)
 			return w->err = ENOMEM, 1;
-		bind_result(w->handle, &ex->results[w->handle->kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON]);
+		bind_result(w->handle, &ex->results[format_of(w->handle->kind)]);
 		set_open_flags(w->handle, &w->fi);
 		return 1;
 	case WAIT_OPEN_STATUS:
@@ -1633,13 +1662,12 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 	switch (kind) {
 	case FILE_LATEST_CSV:
 	case FILE_LATEST_JSON:
+	case FILE_LATEST_NDJSON:
 		q = (struct query *)obj;
 		if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)config.max_age) {
 			ex = execution_new(q->latest);
 			if (ex) {
-				enum result_format f = kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON;
-
-				bind_result(h, &ex->results[f]);
+				bind_result(h, &ex->results[format_of(kind)]);
 				set_open_flags(h, fi);
 				break;
 			}
@@ -1657,8 +1685,9 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 		return;
 	case FILE_RESULTS_CSV:
 	case FILE_RESULTS_JSON:
+	case FILE_RESULTS_NDJSON:
 		ex = (struct execution *)obj;
-		bind_result(h, &ex->results[kind == FILE_RESULTS_CSV ? FORMAT_CSV : FORMAT_JSON]);
+		bind_result(h, &ex->results[format_of(kind)]);
 		set_open_flags(h, fi);
 		break;
 	case FILE_STATUS:
@@ -1728,8 +1757,10 @@ void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	switch (h->kind) {
 	case FILE_RESULTS_CSV:
 	case FILE_RESULTS_JSON:
+	case FILE_RESULTS_NDJSON:
 	case FILE_LATEST_CSV:
 	case FILE_LATEST_JSON:
+	case FILE_LATEST_NDJSON:
 		w = waiter_new(req, WAIT_READ, h->result);
 		if (!w)
 			return;
@@ -2002,12 +2033,11 @@ off_t engine_file_size(struct object *obj, enum file_kind kind, struct handle *h
 	struct result *r = h ? h->result : NULL;
 
 	if (!r) {
-		if (kind == FILE_RESULTS_CSV || kind == FILE_RESULTS_JSON) {
-			r = &((struct execution *)obj)->results[kind == FILE_RESULTS_CSV ? FORMAT_CSV
-											  : FORMAT_JSON];
-		} else if (kind == FILE_LATEST_CSV || kind == FILE_LATEST_JSON) {
+		if (is_results_file(kind)) {
+			r = &((struct execution *)obj)->results[format_of(kind)];
+		} else if (is_latest_file(kind)) {
 			struct query *q = (struct query *)obj;
-			int f = kind == FILE_LATEST_CSV ? FORMAT_CSV : FORMAT_JSON;
+			int f = format_of(kind);
 			struct execution *ex = q->latest[0] ? engine_execution(q->latest) : NULL;
 
 			/* while opens read it through the page cache, the inode's
@@ -2098,8 +2128,10 @@ void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h,
 		break;
 	case FILE_LATEST_CSV:
 	case FILE_LATEST_JSON:
+	case FILE_LATEST_NDJSON:
 	case FILE_RESULTS_CSV:
 	case FILE_RESULTS_JSON:
+	case FILE_RESULTS_NDJSON:
 		st->st_mode = S_IFREG | 0444;
 		st->st_size = engine_file_size(obj, kind, h);
 		/* tools size their reads by it (cmp, Python's open): a read is a
@@ -2114,6 +2146,22 @@ void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h,
 		break;
 	}
 	st->st_blocks = (st->st_size + 511) / 512;
+}
+
+void engine_statfs(struct statvfs *st)
+{
+	unsigned long long blocks, used;
+
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = st->f_frsize = 4096;
+	st->f_namemax = 255;
+	engine_lock();
+	blocks = config.cache_size / st->f_frsize;
+	used = (cache_bytes + st->f_frsize - 1) / st->f_frsize;
+	st->f_blocks = blocks;
+	st->f_bfree = st->f_bavail = blocks > used ? blocks - used : 0;
+	st->f_files = object_count;
+	engine_unlock();
 }
 
 /* ---- life cycle ----------------------------------------------------------- */

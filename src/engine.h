@@ -15,6 +15,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -34,6 +35,7 @@ enum file_kind {
 	/* a query */
 	FILE_LATEST_CSV,
 	FILE_LATEST_JSON,
+	FILE_LATEST_NDJSON,
 	FILE_EXECUTE,
 	FILE_LAST,
 	FILE_QUERY_ERROR,
@@ -42,6 +44,7 @@ enum file_kind {
 	FILE_STATUS_JSON,
 	FILE_RESULTS_CSV,
 	FILE_RESULTS_JSON,
+	FILE_RESULTS_NDJSON,
 	FILE_EXEC_ERROR,
 	FILE_CANCEL,
 	FILE_QUERY_LINK,
@@ -173,6 +176,10 @@ void engine_release(struct handle *h);
 void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size);
 void engine_cancel(fuse_req_t req, struct execution *ex, size_t size);
+
+/* What df shows: the cache's cap (cache_size) as the size, the cached
+ * results as used, the known queries and executions as files. */
+void engine_statfs(struct statvfs *st);
 
 /* Fills an entry for obj/kind (lock held). */
 void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h, struct stat *st);

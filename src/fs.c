@@ -22,6 +22,7 @@ struct name_entry {
 
 static const struct name_entry query_files[] = {
 	{"latest.csv", FILE_LATEST_CSV}, {"latest.json", FILE_LATEST_JSON},
+	{"latest.ndjson", FILE_LATEST_NDJSON},
 	{"execute", FILE_EXECUTE},	 {"last", FILE_LAST},
 	{"error", FILE_QUERY_ERROR},
 };
@@ -29,6 +30,7 @@ static const struct name_entry query_files[] = {
 static const struct name_entry execution_files[] = {
 	{"status", FILE_STATUS},	   {"status.json", FILE_STATUS_JSON},
 	{"results.csv", FILE_RESULTS_CSV}, {"results.json", FILE_RESULTS_JSON},
+	{"results.ndjson", FILE_RESULTS_NDJSON},
 	{"error", FILE_EXEC_ERROR},	   {"cancel", FILE_CANCEL},
 	{"query", FILE_QUERY_LINK},
 };
@@ -69,15 +71,21 @@ static void fill_static_dir(fuse_ino_t ino, struct stat *st)
 	st->st_atime = st->st_mtime = st->st_ctime = mount_time;
 }
 
+/* What a lookup of obj/kind answers (lock held). */
+static void fill_object_entry(struct object *obj, enum file_kind kind, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = engine_ino(obj, kind);
+	e->attr_timeout = attr_timeout_for(kind);
+	e->entry_timeout = kind == FILE_LAST || kind == FILE_QUERY_LINK ? 0.0 : 1.0;
+	engine_fill_attr(obj, kind, NULL, &e->attr);
+}
+
 static void reply_object_entry(fuse_req_t req, struct object *obj, enum file_kind kind)
 {
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
-	e.ino = engine_ino(obj, kind);
-	e.attr_timeout = attr_timeout_for(kind);
-	e.entry_timeout = kind == FILE_LAST || kind == FILE_QUERY_LINK ? 0.0 : 1.0;
-	engine_fill_attr(obj, kind, NULL, &e.attr);
+	fill_object_entry(obj, kind, &e);
 	engine_unlock();
 	fuse_reply_entry(req, &e);
 }
@@ -234,34 +242,48 @@ void fs_reply_copy(fuse_req_t req, const char *data, size_t len)
 	free(copy);
 }
 
-/* A directory listing is taken whole at opendir and served from there. */
-struct listing {
-	fuse_req_t req;
-	struct buffer buf;
+/* A directory listing: its names are taken whole at opendir; each readdir
+ * answers from there, and readdirplus adds what a lookup of each would, so
+ * `ls -l` costs one round trip. An entry's offset is its index plus one, the
+ * same for both, which the kernel may mix on one open directory. */
+struct listing_entry {
+	char name[72];
+	fuse_ino_t ino;
+	mode_t mode;
+	struct object *obj;	/* NULL: ".", "..", /queries, /executions */
+	enum file_kind kind;
 };
 
-static void add_entry(struct listing *l, const char *name, fuse_ino_t ino, mode_t mode)
-{
-	struct stat st;
-	size_t need = fuse_add_direntry(l->req, NULL, 0, name, NULL, 0);
-	size_t old = l->buf.len;
-	char *spare;
+struct listing {
+	struct listing_entry *entries;
+	size_t count, alloc;
+};
 
-	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
-	st.st_mode = mode;
-	spare = calloc(1, need);
-	if (!spare || buffer_append(&l->buf, spare, need)) {
-		free(spare);
-		return;
+static void add_entry(struct listing *l, const char *name, fuse_ino_t ino, mode_t mode,
+		      struct object *obj, enum file_kind kind)
+{
+	struct listing_entry *e;
+
+	if (l->count == l->alloc) {
+		size_t alloc = l->alloc ? 2 * l->alloc : 16;
+		struct listing_entry *grown = realloc(l->entries, alloc * sizeof(*grown));
+
+		if (!grown)
+			return;
+		l->entries = grown;
+		l->alloc = alloc;
 	}
-	free(spare);
-	fuse_add_direntry(l->req, l->buf.data + old, need, name, &st, (off_t)l->buf.len);
+	e = &l->entries[l->count++];
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->ino = ino;
+	e->mode = mode;
+	e->obj = obj;
+	e->kind = kind;
 }
 
 static void add_object_entry(struct object *obj, void *data)
 {
-	add_entry(data, obj->id, engine_ino(obj, FILE_DIR), S_IFDIR);
+	add_entry(data, obj->id, engine_ino(obj, FILE_DIR), S_IFDIR, obj, FILE_DIR);
 }
 
 static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -272,14 +294,12 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (!l)
 		return (void)fuse_reply_err(req, ENOMEM);
-	l->req = req;
-	buffer_init(&l->buf, 256u << 20);
-	add_entry(l, ".", ino, S_IFDIR);
-	add_entry(l, "..", INO_ROOT, S_IFDIR);
+	add_entry(l, ".", ino, S_IFDIR, NULL, FILE_DIR);
+	add_entry(l, "..", INO_ROOT, S_IFDIR, NULL, FILE_DIR);
 	engine_lock();
 	if (ino == INO_ROOT) {
-		add_entry(l, "queries", INO_QUERIES, S_IFDIR);
-		add_entry(l, "executions", INO_EXECUTIONS, S_IFDIR);
+		add_entry(l, "queries", INO_QUERIES, S_IFDIR, NULL, FILE_DIR);
+		add_entry(l, "executions", INO_EXECUTIONS, S_IFDIR, NULL, FILE_DIR);
 	} else if (ino == INO_QUERIES) {
 		engine_each(OBJECT_QUERY, add_object_entry, l);
 	} else if (ino == INO_EXECUTIONS) {
@@ -294,11 +314,11 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			if (!file_present(obj, names[i].kind))
 				continue;
 			engine_fill_attr(obj, names[i].kind, NULL, &st);
-			add_entry(l, names[i].name, engine_ino(obj, names[i].kind), st.st_mode);
+			add_entry(l, names[i].name, engine_ino(obj, names[i].kind), st.st_mode, obj,
+				  names[i].kind);
 		}
 	} else {
 		engine_unlock();
-		buffer_free(&l->buf);
 		free(l);
 		return (void)fuse_reply_err(req, ENOTDIR);
 	}
@@ -308,34 +328,69 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-/* Where the entry starting at pos ends: the offset fuse_add_direntry()
- * stored in it, which is always past pos and within the listing. */
-static size_t entry_end(const struct listing *l, size_t pos)
+static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+			   int plus)
 {
-	uint64_t next;
+	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+	char *buf;
+	size_t used = 0;
 
-	memcpy(&next, l->buf.data + pos + 8, sizeof(next)); /* struct fuse_dirent.off */
-	return next > pos && next <= l->buf.len ? (size_t)next : l->buf.len;
+	if (off < 0 || (size_t)off > l->count)
+		return (void)fuse_reply_err(req, EINVAL); /* not an offset handed out */
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	if (plus)
+		engine_lock();
+	for (size_t i = (size_t)off; i < l->count; i++) {
+		struct listing_entry *le = &l->entries[i];
+		struct fuse_entry_param e;
+		size_t n;
+
+		if (plus) {
+			memset(&e, 0, sizeof(e));
+			if (le->obj) {
+				fill_object_entry(le->obj, le->kind, &e);
+			} else if (le->ino == INO_QUERIES || le->ino == INO_EXECUTIONS) {
+				e.ino = le->ino;
+				fill_static_dir(le->ino, &e.attr);
+				e.attr_timeout = e.entry_timeout = 3600.0;
+			} else { /* "." and "..": no lookup */
+				e.attr.st_ino = le->ino;
+				e.attr.st_mode = le->mode;
+			}
+			n = fuse_add_direntry_plus(req, buf + used, size - used, le->name, &e,
+						   (off_t)i + 1);
+		} else {
+			struct stat st;
+
+			memset(&st, 0, sizeof(st));
+			st.st_ino = le->ino;
+			st.st_mode = le->mode;
+			n = fuse_add_direntry(req, buf + used, size - used, le->name, &st, (off_t)i + 1);
+		}
+		if (n > size - used)
+			break; /* did not fit: the next call starts here */
+		used += n;
+	}
+	if (plus)
+		engine_unlock();
+	fuse_reply_buf(req, buf, used);
+	free(buf);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
-	size_t pos = 0, end;
-
 	(void)ino;
-	if (off < 0)
-		return (void)fuse_reply_err(req, EINVAL);
-	/* offsets are the ends of entries; anything else was not handed out */
-	while (pos < (size_t)off && pos < l->buf.len)
-		pos = entry_end(l, pos);
-	if (pos != (size_t)off)
-		return (void)fuse_reply_err(req, EINVAL);
-	/* whole entries only: stop at the last one that fits */
-	for (end = pos; end < l->buf.len && entry_end(l, end) - pos <= size;)
-		end = entry_end(l, end);
-	fs_reply_copy(req, l->buf.data + pos, end - pos);
+	readdir_common(req, size, off, fi, 0);
+}
+
+static void do_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, 1);
 }
 
 static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -343,7 +398,7 @@ static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	buffer_free(&l->buf);
+	free(l->entries);
 	free(l);
 	fuse_reply_err(req, 0);
 }
@@ -456,10 +511,7 @@ static void do_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs st;
 
 	(void)ino;
-	memset(&st, 0, sizeof(st));
-	st.f_bsize = 4096;
-	st.f_frsize = 4096;
-	st.f_namemax = 255;
+	engine_statfs(&st);
 	fuse_reply_statfs(req, &st);
 }
 
@@ -482,6 +534,7 @@ const struct fuse_lowlevel_ops fs_operations = {
 	.release = do_release,
 	.opendir = do_opendir,
 	.readdir = do_readdir,
+	.readdirplus = do_readdirplus,
 	.releasedir = do_releasedir,
 	.statfs = do_statfs,
 	.create = do_create,

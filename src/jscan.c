@@ -249,3 +249,37 @@ int jscan_array_inner(struct jspan array, struct jspan *inner)
 	inner->len = (size_t)(end - p);
 	return 0;
 }
+
+int jscan_array_begin(struct jspan array, struct jscan_iter *it)
+{
+	struct jspan inner;
+
+	if (jscan_array_inner(array, &inner))
+		return -EINVAL;
+	it->p = inner.start;
+	it->end = inner.start + inner.len;
+	it->count = 0;
+	return 0;
+}
+
+int jscan_array_next(struct jscan_iter *it, struct jspan *element)
+{
+	const char *p = skip_space(it->p, it->end);
+	const char *after;
+
+	if (p >= it->end)
+		return 0;
+	if (it->count > 0) {
+		if (*p != ',')
+			return -EINVAL;
+		p = skip_space(p + 1, it->end);
+	}
+	after = p < it->end ? skip_value(p, it->end, 1) : NULL;
+	if (!after)
+		return -EINVAL;
+	element->start = p;
+	element->len = (size_t)(after - p);
+	it->p = after;
+	it->count++;
+	return 1;
+}

@@ -43,4 +43,12 @@ int jscan_find(struct jspan object, const char *name, struct jspan *value);
  * (len 0 for an empty array). Returns 0 or -EINVAL if not an array. */
 int jscan_array_inner(struct jspan array, struct jspan *inner);
 
+/* Starts iterating the elements of an array span. Returns 0 or -EINVAL
+ * when the span is not an array. */
+int jscan_array_begin(struct jspan array, struct jscan_iter *it);
+
+/* Gives the next element. Returns 1 for an element, 0 at the end, -EINVAL
+ * on a syntax error. */
+int jscan_array_next(struct jscan_iter *it, struct jspan *element);
+
 #endif

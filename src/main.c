@@ -35,6 +35,7 @@ struct options {
 };
 
 #define OPTION(t, p) {t, offsetof(struct options, p), 1}
+#define IGNORED(t) FUSE_OPT_KEY(t, FUSE_OPT_KEY_DISCARD)
 
 static const struct fuse_opt option_spec[] = {
 	OPTION("key_file=%s", key_file),
@@ -49,6 +50,31 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("--help", show_help),
 	OPTION("-V", show_version),
 	OPTION("--version", show_version),
+	/* What an /etc/fstab line, mount(8) or a systemd unit may carry, and
+	 * mount.fuse3 does not always remove: they mean nothing to the
+	 * filesystem itself. x-* and X-* are dropped in take_source(). */
+	IGNORED("defaults"),
+	IGNORED("auto"),
+	IGNORED("noauto"),
+	IGNORED("user"),
+	IGNORED("nouser"),
+	IGNORED("users"),
+	IGNORED("owner"),
+	IGNORED("group"),
+	IGNORED("nofail"),
+	IGNORED("_netdev"),
+	IGNORED("comment="),
+	/* Access-time flavours libfuse cannot set: execfs keeps no access
+	 * times. (noatime, atime, nodev, nosuid, ro, ... libfuse applies.) */
+	IGNORED("relatime"),
+	IGNORED("strictatime"),
+	IGNORED("lazytime"),
+	IGNORED("nolazytime"),
+	IGNORED("nodiratime"),
+	IGNORED("iversion"),
+	IGNORED("noiversion"),
+	IGNORED("silent"),
+	IGNORED("loud"),
 	FUSE_OPT_END
 };
 
@@ -90,6 +116,10 @@ static int take_source(void *data, const char *arg, int key, struct fuse_args *o
 		opts->source = strdup(arg);
 		return 0;
 	}
+	/* x-systemd.automount, x-systemd.requires=..., X-mount.mkdir, ...:
+	 * for mount(8) and systemd, never for the filesystem */
+	if (key == FUSE_OPT_KEY_OPT && (arg[0] == 'x' || arg[0] == 'X') && arg[1] == '-')
+		return 0;
 	return 1;
 }
 
@@ -247,6 +277,29 @@ static void find_mount_dev(const char *mountpoint, char *out, size_t outlen)
 	fclose(f);
 }
 
+/* fsname=SOURCE: the mount table then names the source as the fstab line
+ * does, and mount -a sees that line is mounted already. fuse_opt splits
+ * options at commas, so a comma or backslash in SOURCE is escaped. */
+static int add_fsname(struct fuse_args *args, const char *source)
+{
+	char *opt = malloc(sizeof("-ofsname=") + 2 * strlen(source));
+	char *p;
+	int ret;
+
+	if (!opt)
+		return -1;
+	p = stpcpy(opt, "-ofsname=");
+	for (; *source; source++) {
+		if (*source == ',' || *source == '\\')
+			*p++ = '\\';
+		*p++ = *source;
+	}
+	*p = '\0';
+	ret = fuse_opt_add_arg(args, opt);
+	free(opt);
+	return ret;
+}
+
 /* Every parked reader answered at once dups a descriptor for its reply:
  * take all the descriptors the hard limit allows. */
 static void raise_fd_limit(void)
@@ -334,7 +387,8 @@ int main(int argc, char *argv[])
 
 	/* default_permissions: the kernel checks the modes the tree shows */
 	fuse_opt_add_arg(&args, "-odefault_permissions");
-	fuse_opt_add_arg(&args, "-ofsname=execfs");
+	if (add_fsname(&args, opts.source))
+		goto out_cache;
 	se = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), NULL);
 	if (!se)
 		goto out_cache;

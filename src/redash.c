@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #define RESULT_PREFIX "result-"
+#define REDASH_NDJSON_CAP (256u << 20) /* at most RESULT_OUT_CAP of the engine */
 #define MSG_LOGIN "Couldn't find resource. Please login and try again."
 #define MSG_NO_RESULT "No cached result found"
 #define MSG_CANCELLED "Query cancelled by user."
@@ -553,7 +554,7 @@ static int redash_result_request(const struct backend *b, const struct exec_info
 				 enum result_format format, struct api_request *req)
 {
 	const char *rid = result_id_of(info->execution_id);
-	const char *ext = result_format_ext(format);
+	const char *ext = format == FORMAT_CSV ? "csv" : "json"; /* NDJSON is made from JSON */
 
 	if (rid && info->query_id[0])
 		return api_request_make(req, "GET", api_url("%s/api/queries/%s/results/%s.%s", b->base_url,
@@ -566,12 +567,15 @@ static int redash_result_request(const struct backend *b, const struct exec_info
 }
 
 /* A result is one document, passed through as it streams: checked only for
- * what shows a wrong body (HTML from a proxy, a JSON document cut short). */
+ * what shows a wrong body (HTML from a proxy, a JSON document cut short).
+ * NDJSON is made from the JSON document, held whole (capped), at its end. */
 struct redash_decoder {
 	struct result_decoder base;
 	enum result_format format;
+	int json;	/* the body is JSON (results.json, results.ndjson) */
 	int seen;	/* a non-blank byte came */
 	char first, last; /* first and last non-blank bytes */
+	struct buffer doc; /* NDJSON: the document */
 };
 
 static void redash_page_begin(struct result_decoder *d)
@@ -580,6 +584,7 @@ static void redash_page_begin(struct result_decoder *d)
 
 	rd->seen = 0;
 	rd->first = rd->last = 0;
+	buffer_reset(&rd->doc);
 }
 
 static int redash_page_headers(struct result_decoder *d, const struct api_response *resp,
@@ -587,11 +592,11 @@ static int redash_page_headers(struct result_decoder *d, const struct api_respon
 {
 	struct redash_decoder *rd = (struct redash_decoder *)d;
 	char type[128];
-	const char *want = rd->format == FORMAT_JSON ? "JSON" : "CSV";
+	const char *want = rd->json ? "JSON" : "CSV";
 
 	if (api_response_is_html(resp))
 		return api_fail(err, EIO, resp->status, "an HTML page where the %s result was expected", want);
-	if (rd->format == FORMAT_JSON && api_response_header(resp, "Content-Type", type, sizeof(type)) &&
+	if (rd->json && api_response_header(resp, "Content-Type", type, sizeof(type)) &&
 	    !api_response_is_json(resp))
 		return api_fail(err, EIO, resp->status, "a %s body where the JSON result was expected", type);
 	return 0;
@@ -610,7 +615,7 @@ static int redash_page_data(struct result_decoder *d, const char *data, size_t l
 		if (!rd->seen) {
 			rd->seen = 1;
 			rd->first = c;
-			if (rd->format == FORMAT_JSON && c != '{')
+			if (rd->json && c != '{')
 				return api_fail(err, EIO, 0, "the result is not JSON (%s)",
 						c == '<' ? "an HTML page" : "unexpected bytes");
 		}
@@ -623,6 +628,12 @@ static int redash_page_data(struct result_decoder *d, const char *data, size_t l
 			rd->last = c;
 			break;
 		}
+	}
+	if (rd->format == FORMAT_NDJSON) {
+		if (buffer_append(&rd->doc, data, len))
+			return api_fail(err, EIO, 0, "a JSON result passed %u MB, too big to split into rows",
+					REDASH_NDJSON_CAP >> 20);
+		return 0;
 	}
 	if (buffer_append(out, data, len))
 		return api_fail(err, ENOMEM, 0, "out of memory");
@@ -638,8 +649,8 @@ static int redash_page_end(struct result_decoder *d, const struct api_response *
 	*next_url = NULL; /* Redash does not page */
 	if (api_response_is_html(resp))
 		return api_fail(err, EIO, resp->status, "an HTML page where the %s result was expected",
-				rd->format == FORMAT_JSON ? "JSON" : "CSV");
-	if (rd->format == FORMAT_JSON && (!rd->seen || rd->last != '}'))
+				rd->json ? "JSON" : "CSV");
+	if (rd->json && (!rd->seen || rd->last != '}'))
 		return api_fail(err, EIO, resp->status, "the JSON result is empty or cut short");
 	if (rd->format == FORMAT_CSV && !rd->seen)
 		return api_fail(err, EIO, resp->status, "the CSV result has no header row");
@@ -649,15 +660,28 @@ static int redash_page_end(struct result_decoder *d, const struct api_response *
 
 static int redash_finish(struct result_decoder *d, struct buffer *out, struct api_error *err)
 {
-	(void)d;
-	(void)out;
-	(void)err;
+	struct redash_decoder *rd = (struct redash_decoder *)d;
+	struct jspan doc, result, data, rows;
+	int rc;
+
+	if (rd->format != FORMAT_NDJSON)
+		return 0;
+	if (jscan_document(rd->doc.data, rd->doc.len, &doc) ||
+	    jscan_find(doc, "query_result", &result) != 1 || jscan_find(result, "data", &data) != 1 ||
+	    jscan_find(data, "rows", &rows) != 1)
+		return api_fail(err, EIO, 0, "the JSON result holds no query_result.data.rows");
+	rc = result_rows_ndjson(rows, out);
+	if (rc)
+		return api_fail(err, rc == -ENOMEM ? ENOMEM : EIO, 0, "cannot split the result into rows");
 	return 0;
 }
 
 static void redash_decoder_free(struct result_decoder *d)
 {
-	free(d);
+	struct redash_decoder *rd = (struct redash_decoder *)d;
+
+	buffer_free(&rd->doc);
+	free(rd);
 }
 
 static const struct result_decoder_ops redash_decoder_ops = {
@@ -678,6 +702,8 @@ static struct result_decoder *redash_decoder_new(const struct backend *b, enum r
 		return NULL;
 	rd->base.ops = &redash_decoder_ops;
 	rd->format = format;
+	rd->json = format != FORMAT_CSV;
+	buffer_init(&rd->doc, REDASH_NDJSON_CAP);
 	return &rd->base;
 }
 

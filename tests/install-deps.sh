@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
-          libcjson-dev python3-pytest curl ca-certificates)
+          libcjson-dev python3-pytest curl ca-certificates
+          scdoc jq sqlite3 miller python3-pandas)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

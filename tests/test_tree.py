@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import execute, kind_of, requests_for, run_elsewhere
+from conftest import execute, kind_of, requests_for, run_elsewhere, wait_for
 
 
 def test_root_listing(mnt):
@@ -17,7 +17,7 @@ def test_query_lookup_makes_no_request(mnt, fake):
     st = os.stat(mnt.p("queries", "1215383"))
     assert st.st_mode & 0o040000
     assert sorted(os.listdir(mnt.p("queries", "1215383"))) == [
-        "error", "execute", "latest.csv", "latest.json"]
+        "error", "execute", "latest.csv", "latest.json", "latest.ndjson"]
     os.stat(mnt.p("queries", "1215383", "latest.csv"))
     assert fake.log() == []
 
@@ -58,9 +58,10 @@ def test_execution_made_elsewhere_is_found_by_status(mnt, fake):
     assert len(requests_for(fake, "status", eid)) == 1
     assert eid in os.listdir(mnt.p("executions"))
     if kind_of(fake) == "redash":  # a Redash job does not say which query it runs
-        assert names == ["cancel", "error", "results.csv", "results.json", "status", "status.json"]
+        assert names == ["cancel", "error", "results.csv", "results.json", "results.ndjson", "status",
+                         "status.json"]
     else:
-        assert names == ["cancel", "error", "query", "results.csv", "results.json", "status",
+        assert names == ["cancel", "error", "query", "results.csv", "results.json", "results.ndjson", "status",
                          "status.json"]
         assert os.readlink(mnt.p("executions", eid, "query")) == "../../queries/1001"
 
@@ -110,7 +111,7 @@ def test_namespace_cannot_change(mnt):
         with pytest.raises(OSError) as e:
             case()
         assert e.value.errno in (errno.EACCES, errno.EPERM, errno.EROFS), case
-    assert sorted(os.listdir(q)) == ["error", "execute", "latest.csv", "latest.json"]
+    assert sorted(os.listdir(q)) == ["error", "execute", "latest.csv", "latest.json", "latest.ndjson"]
 
 
 def test_ls_and_find_work(mnt):
@@ -128,3 +129,27 @@ def test_large_listing_over_many_readdir_calls(mnt, fake):
     assert eids <= listed and len(listed) == 120
     out = subprocess.run(["ls", "-1", mnt.p("executions")], capture_output=True, text=True, timeout=30)
     assert set(out.stdout.split()) == listed
+
+
+def test_df_shows_the_cache(mounts, fake):
+    m = mounts(options=["cache_size=100M"])
+    st = os.statvfs(m.path)
+    assert st.f_blocks * st.f_frsize == 100 * 1024 * 1024
+    assert st.f_bfree == st.f_blocks  # nothing cached yet
+    eid = execute(m, 1005)
+    with open(m.p("executions", eid, "results.csv"), "rb") as f:
+        size = len(f.read())
+    used = wait_for(lambda: (st := os.statvfs(m.path)).f_blocks - st.f_bfree)
+    assert used * st.f_frsize >= size
+    df = subprocess.run(["df", "-P", m.path], capture_output=True, text=True, check=True)
+    assert df.stdout.splitlines()[1].split()[0].startswith(kind_of(fake) + ":")
+
+
+def test_ls_l_shows_sizes_without_requests(mnt, fake):
+    data = open(mnt.p("queries", "1001", "latest.csv"), "rb").read()
+    fake.reset()
+    out = subprocess.run(["ls", "-l", mnt.p("queries", "1001")], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = {line.split()[-1]: int(line.split()[4]) for line in out.splitlines()[1:]}
+    assert sizes["latest.csv"] == len(data)
+    assert fake.log() == []

@@ -238,6 +238,12 @@ static void test_json_pages(void)
 	cJSON_Delete(doc);
 	free(got);
 
+	/* NDJSON: the same pages, a row a line, bytes as sent */
+	got = decode(FORMAT_NDJSON, pages, NULL, 3, 5);
+	CHECK_STR(got, "{\"big\": 2985646787349243786078, \"s\": \"a\\u00e9\"}\n"
+		       "{\"big\": 1, \"s\": null}\n{\"big\": 2, \"s\": \"x\"}\n");
+	free(got);
+
 	/* a broken page is an error, never a short document */
 	{
 		struct backend b = dune();

@@ -1,4 +1,5 @@
 /* test_jscan.c - the JSON span scanner. */
+#include <errno.h>
 #include "test.h"
 #include "jscan.h"
 
@@ -38,6 +39,28 @@ void test_jscan(void)
 	CHECK(inner.len == strlen("1, 2.5e3, -0, \"x\\u00e9\\n\""));
 	CHECK(jscan_find(doc, "b", &v) == 1 && jscan_find(v, "c", &inner) == 1 &&
 	      inner.len == 4 && memcmp(inner.start, "null", 4) == 0);
+
+	/* array elements, bytes as written */
+	{
+		struct jscan_iter it;
+		struct jspan a, e;
+		const char *want[] = {"1", "2.5e3", "-0", "\"x\\u00e9\\n\""};
+		int n = 0;
+
+		CHECK(jscan_find(doc, "a", &a) == 1 && jscan_array_begin(a, &it) == 0);
+		while (jscan_array_next(&it, &e) == 1) {
+			CHECK(n < 4 && e.len == strlen(want[n]) && memcmp(e.start, want[n], e.len) == 0);
+			n++;
+		}
+		CHECK(n == 4);
+		CHECK(jscan_document("[]", 2, &a) == 0 && jscan_array_begin(a, &it) == 0 &&
+		      jscan_array_next(&it, &e) == 0);
+		CHECK(jscan_array_begin(doc, &it) == -EINVAL); /* an object */
+		it.p = "1 2";
+		it.end = it.p + 3;
+		it.count = 0;
+		CHECK(jscan_array_next(&it, &e) == 1 && jscan_array_next(&it, &e) == -EINVAL);
+	}
 
 	/* deep nesting is refused, not a stack overflow */
 	{

@@ -268,6 +268,9 @@ static void test_latest_and_results(void)
 	CHECK(b.ops->result_request(&b, &info, FORMAT_JSON, &req) == 0);
 	CHECK_STR(req.url, "http://127.0.0.1:5000/api/query_results/77.json");
 	api_request_free(&req);
+	CHECK(b.ops->result_request(&b, &info, FORMAT_NDJSON, &req) == 0); /* made from the JSON */
+	CHECK_STR(req.url, "http://127.0.0.1:5000/api/query_results/77.json");
+	api_request_free(&req);
 	info.result_id[0] = '\0';
 	CHECK(b.ops->result_request(&b, &info, FORMAT_JSON, &req) == -EIO);
 }
@@ -354,6 +357,20 @@ static void test_decoder(void)
 		CHECK(out.len == strlen(json) && memcmp(out.data, json, out.len) == 0);
 		buffer_free(&out);
 	}
+	/* NDJSON: the document's rows, a line each */
+	for (size_t chunk = 1; chunk <= 64; chunk *= 4) {
+		const char *two = "{\"query_result\":{\"data\":{\"rows\":[{\"n\": 1}, {\"n\":99999999999999999999}]}}}";
+
+		buffer_init(&out, 1 << 20);
+		CHECK(decode(FORMAT_NDJSON, JSON_HEADERS, two, chunk, &out, &err) == 0);
+		CHECK(out.len == strlen("{\"n\": 1}\n{\"n\":99999999999999999999}\n") &&
+		      memcmp(out.data, "{\"n\": 1}\n{\"n\":99999999999999999999}\n", out.len) == 0);
+		buffer_free(&out);
+	}
+	buffer_init(&out, 1 << 20);
+	CHECK(decode(FORMAT_NDJSON, JSON_HEADERS, "{\"query_result\":{\"id\":1}}", 4, &out, &err) == -EIO);
+	CHECK(out.len == 0);
+	buffer_free(&out);
 	buffer_init(&out, 1 << 20);
 	CHECK(decode(FORMAT_CSV, "Content-Type: text/html\r\n", "<html></html>", 4, &out, &err) == -EIO);
 	CHECK(out.len == 0); /* refused before any byte */
