@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,13 +643,22 @@ static struct api_response response_of(struct http_request *req)
 	return resp;
 }
 
-static struct http_request *request_from(struct api_request *api, enum api_call call)
+/* An HTTP request for api; what names the path it serves, for log lines. */
+static struct http_request *request_from(struct api_request *api, enum api_call call,
+					 const char *what_fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static struct http_request *request_from(struct api_request *api, enum api_call call,
+					 const char *what_fmt, ...)
 {
 	struct http_request *req = http_request_new(api->method, api->url, api->body);
+	va_list ap;
 
 	if (req) {
 		req->starts_run = api->starts_run;
 		req->call = (int)call;
+		va_start(ap, what_fmt);
+		vsnprintf(req->what, sizeof(req->what), what_fmt, ap);
+		va_end(ap);
 	}
 	api_request_free(api);
 	return req;
@@ -803,7 +813,8 @@ static void ask_ahead(struct result *r, char *url)
 		free(url); /* refused when its turn comes */
 		return;
 	}
-	req = request_from(&api, CALL_RESULT);
+	req = request_from(&api, CALL_RESULT, "executions/%s/results.%s", r->ex->obj.id,
+			   result_format_ext(r->format));
 	if (!req)
 		return;
 	req->data = r;
@@ -1033,7 +1044,8 @@ static void download_request_done(struct http_request *req)
 
 static int download_submit(struct result *r, struct api_request *api)
 {
-	struct http_request *req = request_from(api, CALL_RESULT);
+	struct http_request *req = request_from(api, CALL_RESULT, "executions/%s/results.%s",
+						 r->ex->obj.id, result_format_ext(r->format));
 
 	if (!req)
 		return -ENOMEM;
@@ -1182,7 +1194,7 @@ static void poll_fire(void *data, int cancelled)
 		return;
 	}
 	req = config.backend->ops->status_request(config.backend, ex->obj.id, &api) ? NULL
-										 : request_from(&api, CALL_STATUS);
+										 : request_from(&api, CALL_STATUS, "executions/%s/status", ex->obj.id);
 	if (!req) {
 		ex->poll_delay_ms = 0;
 		engine_unlock();
@@ -1358,7 +1370,7 @@ static void resolve_latest(struct query *q)
 	if (q->resolving)
 		return;
 	if (config.backend->ops->latest_request(config.backend, q->obj.id, &api) ||
-	    !(req = request_from(&api, CALL_LATEST))) {
+	    !(req = request_from(&api, CALL_LATEST, "queries/%s/latest", q->obj.id))) {
 		q->resolve_error = ENOMEM;
 		return;
 	}
@@ -1872,7 +1884,7 @@ static void execute_prepared(struct http_request *req)
 	if (!rc)
 		rc = config.backend->ops->execute_request(config.backend, q->obj.id, w->params, &resp,
 							  &api, &err);
-	if (!rc && !(http = request_from(&api, CALL_EXECUTE)))
+	if (!rc && !(http = request_from(&api, CALL_EXECUTE, "queries/%s/execute", q->obj.id)))
 		rc = api_fail(&err, ENOMEM, 0, "out of memory");
 	if (!rc) {
 		http_request_free(req);
@@ -1933,7 +1945,8 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 		rc = api_fail(&err, ENOMEM, 0, "out of memory");
 	else if (!prepare)
 		rc = config.backend->ops->execute_request(config.backend, q->obj.id, params, NULL, &api, &err);
-	if (rc || !(http = request_from(&api, prepare ? CALL_EXECUTE_PREPARE : CALL_EXECUTE))) {
+	if (rc || !(http = request_from(&api, prepare ? CALL_EXECUTE_PREPARE : CALL_EXECUTE,
+					    "queries/%s/execute", q->obj.id))) {
 		cJSON_Delete(params);
 		if (!rc)
 			api_fail(&err, ENOMEM, 0, "out of memory");
@@ -1999,7 +2012,7 @@ void engine_cancel(fuse_req_t req, struct execution *ex, size_t size)
 	struct waiter *w;
 	int rc = config.backend->ops->cancel_request(config.backend, ex->obj.id, &api);
 
-	if (!rc && !(http = request_from(&api, CALL_CANCEL)))
+	if (!rc && !(http = request_from(&api, CALL_CANCEL, "executions/%s/cancel", ex->obj.id)))
 		rc = -ENOMEM;
 	if (rc) {
 		log_error("executions/%s/cancel: %s", ex->obj.id,

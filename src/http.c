@@ -242,7 +242,7 @@ static int start_attempt(struct http_request *req)
 	curl_multi_add_handle(engine.multi, easy);
 	req->next = engine.active;
 	engine.active = req;
-	log_debug("%s %s (attempt %d)", req->method, req->url, req->attempts);
+	log_debug("%s: %s %s (attempt %d)", req->what, req->method, req->url, req->attempts);
 	return 0;
 }
 
@@ -335,10 +335,12 @@ static void finish(struct http_request *req, CURLcode code)
 			engine.paused_until_ms = until;
 	}
 	if (delay >= 0) {
-		log_info("%s %s: %s, retrying in %ld ms", req->method, req->url,
-			 code != CURLE_OK ? req->error : "HTTP error", delay);
-		if (code == CURLE_OK)
-			log_debug("status was %ld", req->status);
+		if (code != CURLE_OK)
+			log_info("%s: %s %s: %s, retrying in %ld ms", req->what, req->method,
+				 req->url, req->error, delay);
+		else
+			log_info("%s: %s %s: HTTP %ld, retrying in %ld ms", req->what, req->method,
+				 req->url, req->status, delay);
 		req->retry_at_ms = http_now_ms() + delay;
 		req->next = engine.retries;
 		engine.retries = req;

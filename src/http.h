@@ -31,6 +31,7 @@ struct http_request {
 	char *body;
 	int starts_run;		/* 1: never resend once it may have reached the server */
 	int call;		/* the backend's enum api_call, for reading errors */
+	char what[128];		/* the path in the mount it serves, for log lines */
 	http_data_fn on_data;	/* NULL: the body is kept in `response` */
 	http_fn on_attempt;	/* optional: called before every attempt */
 	http_fn on_done;	/* called once, with the final outcome */
