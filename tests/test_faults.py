@@ -112,3 +112,146 @@ def test_truncating_cancel_sends_nothing(mnt, fake):
     subprocess.run(["bash", "-c", f": > {mnt.p('executions', eid, 'cancel')}"], capture_output=True)
     assert requests_for(fake, "cancel", eid) == []
     assert read(mnt.p("executions", eid, "status")) in (b"pending\n", b"running\n")
+
+
+SLOW = {"id": 2001, "name": "slow for tests",
+        "columns": [{"name": "n", "type": "integer"}, {"name": "name", "type": "varchar"}],
+        "generate_rows": 5, "pending_seconds": 2.0, "run_seconds": 25.0, "prior_runs": 0}
+# with the fixture's time scale of 0.2 this run takes 5 s
+
+
+def start_cat(path):
+    return subprocess.Popen(["cat", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def interrupt_all(cats):
+    """SIGINT to every reader at once; the seconds until the last one ended."""
+    t0 = time.monotonic()
+    for c in cats:
+        c.send_signal(signal.SIGINT)
+    for c in cats:
+        c.wait(10)
+    return time.monotonic() - t0
+
+
+def test_sigint_to_100_waiting_readers_leaves_the_poll_to_the_others(mounts, fake):
+    fake.add_query(SLOW)
+    m = mounts()
+    eid = execute(m, SLOW["id"])
+    path = m.p("executions", eid, "results.csv")
+    others = [start_cat(path) for _ in range(3)]
+    cats = [start_cat(path) for _ in range(100)]
+    time.sleep(1.0)
+    assert all(c.poll() is None for c in cats + others)  # all parked
+    elapsed = interrupt_all(cats)
+    print(f"SIGINT to 100 waiting readers: the last ended after {elapsed * 1000:.0f} ms")
+    assert all(c.returncode == -signal.SIGINT for c in cats)
+    assert elapsed < 2.0  # the issue asks 1 s; this allows for a loaded CI machine
+    assert all(c.poll() is None for c in others)
+    outs = [c.communicate(timeout=60)[0] for c in others]
+    assert outs == [fake_csv(fake, eid)] * 3
+    assert requests_for(fake, "cancel", eid) == []
+    assert fake.executions()[str(SLOW["id"])] == 1
+
+
+def test_sigint_to_readers_mid_download_leaves_the_download_to_the_others(mnt, fake):
+    eid = execute(mnt, 1005)
+    wait_for(lambda: read(mnt.p("executions", eid, "status")) == b"success\n")
+    # the download is under way and slow: the result's first response waits 2 s
+    fake.add_fault(**fault_at(fake, "csv"), action="delay", seconds=2)
+    path = mnt.p("executions", eid, "results.csv")
+    others = [start_cat(path) for _ in range(3)]
+    cats = [start_cat(path) for _ in range(50)]
+    time.sleep(0.7)
+    assert all(c.poll() is None for c in cats + others)
+    elapsed = interrupt_all(cats)
+    print(f"SIGINT to 50 readers of a download: the last ended after {elapsed * 1000:.0f} ms")
+    assert all(c.returncode == -signal.SIGINT for c in cats)
+    outs = [c.communicate(timeout=60)[0] for c in others]
+    # one download: every request for the result was made once
+    paths = [e["path"] + "?" + (e.get("query") or "") for e in requests_for(fake, "results", eid)]
+    assert len(paths) == len(set(paths)), paths
+    want = fake_csv(fake, eid)
+    assert outs == [want] * 3
+    assert read(path) == want
+
+
+def tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", path],
+                   check=True)
+
+
+def umount(path):
+    subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+BIG = {"id": 2002, "name": "bigger than the cache's disk",
+       "columns": [{"name": "n", "type": "integer"}, {"name": "pad", "type": "varchar"}],
+       "generate_rows": 40000, "pending_seconds": 1.0, "run_seconds": 1.0, "prior_runs": 0}
+
+
+def test_cache_dir_full_is_an_error_and_leaves_no_corrupt_entry(fake, tmp_path):
+    cache = str(tmp_path / "cache")
+    tmpfs(cache, "256k")
+    m = Mount(fake, tmp_path, cache_dir=cache)
+    try:
+        fake.add_query(BIG)
+        m.start()
+        eid = execute(m, BIG["id"])
+        small = execute(m, 1001)
+        wait_for(lambda: read(m.p("executions", eid, "status")) == b"success\n")
+        want = fake_csv(fake, eid)
+        assert len(want) > 512 * 1024
+        for _ in range(2):  # and again: the failure is not remembered as a result
+            with pytest.raises(OSError) as e:
+                read(m.p("executions", eid, "results.csv"))
+            assert e.value.errno in (errno.ENOSPC, errno.EIO), e.value
+        assert not any(name.startswith(eid) for name in os.listdir(os.path.join(cache, "results")))
+        assert any("No space left on device" in line for line in m.log().splitlines())
+        # a result that fits is still served, and the mount recovers once there is room
+        assert read(m.p("executions", small, "results.csv")) == fake_csv(fake, small)
+        subprocess.run(["mount", "-o", "remount,size=64m", cache], check=True)
+        assert read(m.p("executions", eid, "results.csv")) == want
+        m.stop()
+        # the index is intact: a remount on the same cache knows both runs
+        m2 = Mount(fake, tmp_path, cache_dir=cache, name="mnt2")
+        m2.start()
+        try:
+            assert {eid, small} <= set(os.listdir(m2.p("executions")))
+            want_small = fake_csv(fake, small)
+            before = len(fake.log())
+            assert read(m2.p("executions", eid, "results.csv")) == want
+            assert read(m2.p("executions", small, "results.csv")) == want_small
+            assert len(fake.log()) == before  # both from the cache
+        finally:
+            m2.stop()
+    finally:
+        m.stop()
+        umount(cache)
+
+
+def test_cache_dir_full_for_the_index_loses_no_run(fake, tmp_path):
+    """The disk is full before execute: the run starts (it is paid for), its id
+    is still known to the mount, and reading it is an error, never a short file."""
+    cache = str(tmp_path / "cache")
+    tmpfs(cache, "64k")
+    m = Mount(fake, tmp_path, cache_dir=cache)
+    try:
+        m.start()
+        filler = os.path.join(cache, "filler")
+        with open(filler, "wb") as f:
+            try:
+                f.write(b"x" * (128 * 1024))
+            except OSError:
+                pass
+        eid = execute(m, 1001)
+        assert eid in os.listdir(m.p("executions"))
+        with pytest.raises(OSError) as e:
+            read(m.p("executions", eid, "results.csv"))
+        assert e.value.errno in (errno.ENOSPC, errno.EIO)
+        os.unlink(filler)
+        assert read(m.p("executions", eid, "results.csv")) == fake_csv(fake, eid)
+    finally:
+        m.stop()
+        umount(cache)
