@@ -290,6 +290,24 @@ static long retry_after_ms(const char *value, long fallback)
 }
 
 /* Milliseconds until the retry, or -1 for no retry. */
+/* Failures no retry can mend: the certificate is not trusted, the URL is bad. */
+static int lasting_failure(CURLcode code)
+{
+	switch (code) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static long retry_delay(struct http_request *req, CURLcode code)
 {
 	long delay = 500L << (req->attempts - 1);
@@ -301,7 +319,7 @@ static long retry_delay(struct http_request *req, CURLcode code)
 	if (code != CURLE_OK) {
 		int never_sent = code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST;
 
-		if (req->starts_run && !never_sent)
+		if (lasting_failure(code) || (req->starts_run && !never_sent))
 			return -1;
 		return delay;
 	}
