@@ -38,6 +38,33 @@ FakeDune methods of the same name:
                             a network's pace, for benchmarks)
     POST /_fake/state       {"execution_id": eid, "state": "QUERY_STATE_..."}
 
+Faults (add_fault, POST /_fake/faults): each matches requests by a substring
+of path+query ("match") and optionally a method, and acts on "count" of them
+(default 1, -1: every one). Actions:
+
+    status              answer with HTTP "code" ("body", "retry_after")
+    html                a proxy's HTML page, 200
+    drop                hang up before answering (the request is not acted on)
+    drop_after_request  act on the request, then hang up without answering
+    cut_body            headers and the first "at" bytes of the body (default
+                        half), then hang up; "reset": true ends with a TCP RST
+    delay               wait "seconds" before answering
+    stall_body          headers and half the body, "seconds" of silence, the rest
+    body                answer with "body" (text) instead: "code" (200),
+                        "content_type" (guessed from the body), "headers"
+                        {name: value}, "content_length" (declared length, a lie
+                        when it differs: the connection is closed after the body)
+    rewrite             the real answer, changed, in this order: "set" {path:
+                        raw JSON text} and "delete" [path] (path: keys and list
+                        indices joined by dots, "result.metadata.row_count";
+                        the raw text goes in verbatim, so 1e400 or broken JSON
+                        can be sent), "drop_rows" N (the last N rows of a JSON
+                        result or a CSV body, nothing else changed), "replace"
+                        [[old, new], ...] (text of the body), "truncate" N (keep
+                        the first N bytes, or drop the last -N; Content-Length
+                        stays honest), "headers" {name: value, or null to
+                        remove}, "content_type", "content_length" (as for body)
+
 Query definition (a scenario file is a JSON list of these, or
 {"queries": [...]}):
 
@@ -78,6 +105,7 @@ import secrets
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -135,7 +163,7 @@ MSG_PARTIAL = (
 DEFAULT_FAILURE = "line 1:1: Query failed"
 
 FAULT_ACTIONS = ("status", "drop", "drop_after_request", "cut_body", "delay", "stall_body",
-                 "html")
+                 "html", "body", "rewrite")
 FAULT_HTML = (
     "<html><head><title>Service Unavailable</title></head>"
     "<body><h1>Down for maintenance</h1></body></html>\n"
@@ -417,6 +445,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: list = field(default_factory=list)
+    declared_length: int = None  # Content-Length to send, when a fault lies about it
 
 
 class ApiError(Exception):
@@ -486,14 +515,104 @@ def fault_response(fault: dict) -> Response:
             except ValueError:
                 message = f"HTTP {code}"
         return json_response(code, {"error": message}, headers)
+    return Response(code, body.encode(), guess_content_type(body), headers)
+
+
+def guess_content_type(body: str) -> str:
     stripped = body.lstrip()
     if stripped.startswith("<"):
-        content_type = "text/html; charset=utf-8"
-    elif stripped.startswith(("{", "[")):
-        content_type = "application/json"
-    else:
-        content_type = "text/plain; charset=utf-8"
-    return Response(code, body.encode(), content_type, headers)
+        return "text/html; charset=utf-8"
+    if stripped.startswith(("{", "[")):
+        return "application/json"
+    return "text/plain; charset=utf-8"
+
+
+def body_response(fault: dict) -> Response:
+    """The reply a "body" fault sends instead of the real one."""
+    body = fault["body"]
+    response = Response(fault.get("code", 200), body.encode(),
+                        fault.get("content_type") or guess_content_type(body))
+    return _with_headers(response, fault)
+
+
+def _with_headers(response: Response, fault: dict) -> Response:
+    for name, value in (fault.get("headers") or {}).items():
+        response.headers = [(n, v) for n, v in response.headers if n.lower() != name.lower()]
+        if value is not None:
+            response.headers.append((name, value))
+    if fault.get("content_type") is not None:
+        response.content_type = fault["content_type"]
+    if fault.get("content_length") is not None:
+        response.declared_length = fault["content_length"]
+    return response
+
+
+def _path_parts(path: str) -> list:
+    return [int(p) if p.isdigit() else p for p in path.split(".")]
+
+
+def _parent(document, parts, create):
+    node = document
+    for part in parts[:-1]:
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and (part in node or create):
+            node = node.setdefault(part, {}) if create else node[part]
+        else:
+            raise ValueError(f"rewrite: no {part!r} on the way")
+    return node
+
+
+def _csv_record_ends(body: bytes) -> list:
+    """Offsets just after each record of a CSV body (quoted newlines stay inside)."""
+    ends, quoted = [], False
+    for i, c in enumerate(body):
+        if c == 0x22:
+            quoted = not quoted
+        elif c == 0x0A and not quoted:
+            ends.append(i + 1)
+    return ends
+
+
+def rewrite_response(response: Response, fault: dict) -> Response:
+    """The real reply, changed by a "rewrite" fault (see the module docstring)."""
+    body = response.body
+    is_csv = response.content_type.startswith("text/csv")
+    drop = fault.get("drop_rows", 0)
+    if fault.get("set") or fault.get("delete") or (drop and not is_csv):
+        document = json.loads(body)
+        raw = {}
+        for i, (path, text) in enumerate((fault.get("set") or {}).items()):
+            token = f"@@fake-raw-{i}-{secrets.token_hex(6)}@@"
+            raw[json.dumps(token).encode()] = text.encode()
+            parts = _path_parts(path)
+            _parent(document, parts, True)[parts[-1]] = token
+        for path in fault.get("delete") or ():
+            parts = _path_parts(path)
+            parent = _parent(document, parts, False)
+            if isinstance(parent, dict):
+                parent.pop(parts[-1], None)
+            elif isinstance(parts[-1], int) and parts[-1] < len(parent):
+                del parent[parts[-1]]
+        if drop:
+            rows = document.get("result", {}).get("rows") if "result" in document else \
+                document.get("query_result", {}).get("data", {}).get("rows")
+            if not isinstance(rows, list):
+                raise ValueError("rewrite: drop_rows found no rows")
+            del rows[max(0, len(rows) - drop):]
+        body = json_bytes(document)
+        for token, text in raw.items():
+            body = body.replace(token, text)
+    elif drop:
+        ends = _csv_record_ends(body)
+        keep = max(1, len(ends) - drop)  # the header row stays
+        body = body[:ends[keep - 1]] if ends else body
+    for old, new in fault.get("replace") or ():
+        body = body.replace(old.encode(), new.encode())
+    if fault.get("truncate") is not None:
+        body = body[:fault["truncate"]]
+    return _with_headers(Response(response.status, body, response.content_type,
+                                  list(response.headers)), fault)
 
 
 def validate_fault(fault) -> dict:
@@ -520,7 +639,54 @@ def validate_fault(fault) -> dict:
             result["retry_after"] = _non_negative_number(fault["retry_after"], "retry_after")
     if action in ("delay", "stall_body"):
         result["seconds"] = _non_negative_number(fault.get("seconds"), "seconds")
+    if action == "cut_body":
+        if fault.get("at") is not None:
+            result["at"] = _non_negative_int(fault["at"], "at")
+        result["reset"] = bool(fault.get("reset", False))
+    if action == "body":
+        if not isinstance(fault.get("body"), str):
+            raise ValueError("a body fault needs a body (text)")
+        result["body"] = fault["body"]
+        code = fault.get("code", 200)
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ValueError("code must be between 100 and 599")
+        result["code"] = code
+    if action == "rewrite":
+        _validate_rewrite(fault, result)
+    if action in ("body", "rewrite"):
+        headers = fault.get("headers") or {}
+        if not isinstance(headers, dict) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in headers.items()):
+            raise ValueError("headers must map names to text (or null to remove)")
+        result["headers"] = dict(headers)
+        if fault.get("content_type") is not None:
+            result["content_type"] = str(fault["content_type"])
+        if fault.get("content_length") is not None:
+            result["content_length"] = _non_negative_int(fault["content_length"], "content_length")
     return result
+
+
+def _validate_rewrite(fault: dict, result: dict):
+    changes = fault.get("set") or {}
+    if not isinstance(changes, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in changes.items()):
+        raise ValueError("set must map paths to raw JSON text")
+    deletes = fault.get("delete") or []
+    if not isinstance(deletes, list) or not all(isinstance(p, str) and p for p in deletes):
+        raise ValueError("delete must be a list of paths")
+    replaces = fault.get("replace") or []
+    if not isinstance(replaces, list) or not all(
+            isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(t, str) for t in r)
+            and r[0] for r in replaces):
+        raise ValueError("replace must be a list of [old, new] texts")
+    result["set"] = dict(changes)
+    result["delete"] = list(deletes)
+    result["replace"] = [list(r) for r in replaces]
+    result["drop_rows"] = _non_negative_int(fault.get("drop_rows", 0), "drop_rows")
+    truncate = fault.get("truncate")
+    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int)):
+        raise ValueError("truncate must be an integer")
+    result["truncate"] = truncate
 
 
 # --------------------------------------------------------------------------
@@ -629,8 +795,11 @@ class FakeDune:
     def add_fault(self, fault=None, **fields):
         """Add a fault: {"match": substring of path+query, "method": optional,
         "count": N (default 1, -1 forever), "action": status (code, body,
-        retry_after) | drop | drop_after_request | cut_body | delay (seconds) |
-        stall_body (seconds: headers and half the body, a pause, the rest) | html}."""
+        retry_after) | drop | drop_after_request | cut_body (at, reset) | delay
+        (seconds) | stall_body (seconds: headers and half the body, a pause, the
+        rest) | html | body (body, code, content_type, headers, content_length) |
+        rewrite (set, delete, drop_rows, replace, truncate, headers, content_type,
+        content_length)}: see the module docstring."""
         fault = validate_fault({**(fault or {}), **fields})
         with self._lock:
             self._faults.append(fault)
@@ -1153,14 +1322,23 @@ class _Handler(BaseHTTPRequestHandler):
             response = None
         elif action in ("status", "html"):
             response = fault_response(fault)
+        elif action == "body":
+            response = body_response(fault)
         else:
             response = fake.handle_api(request)
+        if action == "rewrite":
+            try:
+                response = rewrite_response(response, fault)
+            except (ValueError, TypeError) as e:  # the test asked for the impossible
+                response = error_response(500, f"fake: {e}")
         fake.record(request, response.status if response else None, fault)
         if action in ("drop", "drop_after_request"):
             self.close_connection = True  # hang up without a word
             return
         self._send(response, cut_body=action == "cut_body",
-                   stall=fault["seconds"] if action == "stall_body" else 0)
+                   stall=fault["seconds"] if action == "stall_body" else 0,
+                   cut_at=fault.get("at") if action == "cut_body" else None,
+                   reset=action == "cut_body" and fault.get("reset", False))
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -1190,10 +1368,11 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         return bytes(body)
 
-    def _send(self, response: Response, cut_body=False, stall=0):
+    def _send(self, response: Response, cut_body=False, stall=0, cut_at=None, reset=False):
+        declared = response.declared_length
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(len(response.body) if declared is None else declared))
         for name, value in response.headers:
             self.send_header(name, value)
         if self.close_connection:
@@ -1201,9 +1380,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        if declared is not None and declared != len(response.body):
+            self.close_connection = True  # the stream is out of step: end it after the body
         if cut_body:
-            self.wfile.write(response.body[:len(response.body) // 2])
+            self.wfile.write(response.body[:len(response.body) // 2 if cut_at is None else cut_at])
             self.close_connection = True
+            if reset:
+                self._reset()
             return
         rate = self.server.fake.rate_mb_s * 1e6
         if rate:
@@ -1222,6 +1405,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body[half:])
             return
         self.wfile.write(response.body)
+
+    def _reset(self):
+        """Ends the connection with a TCP RST (SO_LINGER 0), not a FIN."""
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(self.connection.detach())
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------

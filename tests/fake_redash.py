@@ -18,7 +18,10 @@ Prints "PORT <n>" once listening. A client's base URL is http://127.0.0.1:<n>
 (routes start with /api/).
 
 Control interface: as fake_dune.py (/_fake/log, reset, faults, executions,
-queries, settings, state). Log entries also carry "body" (the request body as
+queries, settings, state). Faults: as fake_dune.py (status, html, drop,
+drop_after_request, cut_body, delay, stall_body, body, rewrite); a rewrite's
+paths name Redash's fields ("job.status", "query_result.data.rows.0.n") and its
+drop_rows takes rows off query_result.data.rows or off the CSV. Log entries also carry "body" (the request body as
 text). Settings: time_scale, key, verbose, old_server (job documents without
 the "result" key, as older Redash), cancel_status5 (a cancelled job reports
 status 5 instead of upstream's 4 + "Query cancelled by user."), job_ttl

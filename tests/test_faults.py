@@ -255,3 +255,59 @@ def test_cache_dir_full_for_the_index_loses_no_run(fake, tmp_path):
     finally:
         m.stop()
         umount(cache)
+
+
+def restartable_fake(backend, **settings):
+    cls = FakeRedash if backend == "redash" else FakeDune
+    return cls(key=new_key(backend), port=free_port(), time_scale=0.2, **settings)
+
+
+def test_api_down_mid_run_then_back(backend, tmp_path):
+    """The API goes away while readers wait on a run and comes back 2 s later:
+    the status poll retries with backoff and the readers get every byte."""
+    fake = restartable_fake(backend)
+    fake.start()
+    fake.add_query(SLOW)
+    m = Mount(fake, tmp_path).start()
+    try:
+        eid = execute(m, SLOW["id"])
+        cats = [start_cat(m.p("executions", eid, "results.csv")) for _ in range(3)]
+        time.sleep(0.5)
+        fake.stop()
+        time.sleep(2.0)
+        assert all(c.poll() is None for c in cats)  # still waiting, not failed
+        fake.start()
+        outs = [c.communicate(timeout=60)[0] for c in cats]
+        assert outs == [fake_csv(fake, eid)] * 3
+        assert "retrying" in m.log()
+    finally:
+        m.stop()
+        fake.stop()
+
+
+def test_api_down_mid_download_then_back(backend, tmp_path):
+    """The API goes away in the middle of a result's download (the connection
+    is closed under it) and comes back: the download carries on or starts again,
+    and the reader gets the bytes of an undisturbed run, never a short file."""
+    fake = restartable_fake(backend)
+    fake.start()
+    m = Mount(fake, tmp_path).start()
+    try:
+        eid = execute(m, 1005)
+        wait_for(lambda: read(m.p("executions", eid, "status")) == b"success\n")
+        want = fake_csv(fake, eid)
+        # dune: page 2 of 3 waits; redash: the one document waits
+        stall = {"match": "offset=2000"} if backend == "dune" else fault_at(fake, "csv")
+        fake.add_fault(**stall, action="delay", seconds=3)
+        cat = start_cat(m.p("executions", eid, "results.csv"))
+        wait_for(lambda: any(e.get("fault") == "delay" for e in fake.log()))
+        fake.stop()  # closes every connection, the waiting one too
+        time.sleep(1.0)
+        fake.reset()
+        fake.start()
+        out, _ = cat.communicate(timeout=60)
+        assert cat.returncode == 0 and out == want
+        assert read(m.p("executions", eid, "results.csv")) == want
+    finally:
+        m.stop()
+        fake.stop()

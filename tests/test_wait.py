@@ -111,7 +111,7 @@ def test_unmount_ends_waiting_readers(mounts, fake, slow):
         assert c.returncode != 0
     m.proc.wait(10)
     print(f"unmount with 5 waiting readers: all ended in {(time.monotonic() - t0) * 1000:.0f} ms")
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 2.5
 
 
 def test_lazy_unmount_ends_waiting_readers(mounts, fake, slow):
@@ -126,7 +126,9 @@ def test_lazy_unmount_ends_waiting_readers(mounts, fake, slow):
         assert c.returncode != 0
         assert b"not connected" in c.stderr.read()
     m.proc.wait(10)
-    assert time.monotonic() - t0 < 3
+    print(f"fusermount3 -uz with 3 waiting readers: they and the daemon ended in "
+          f"{(time.monotonic() - t0) * 1000:.0f} ms")
+    assert time.monotonic() - t0 < 2.5
 
 
 def test_cancel_ends_readers_with_ecanceled(mnt, fake, slow):
