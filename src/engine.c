@@ -442,7 +442,7 @@ int engine_valid_eid(const char *name)
 		      c == '_' || c == '-'))
 			return 0;
 	}
-	return 1;
+	return !config.backend || !config.backend->ops->eid_valid || config.backend->ops->eid_valid(name);
 }
 
 static void set_string(char **field, const char *value)
@@ -1652,6 +1652,7 @@ static void free_handle(struct handle *h)
 	h->next->prev = h->prev;
 	pthread_mutex_unlock(&handles_lock);
 	free(h->text);
+	free(h->pending);
 	free(h);
 }
 
@@ -1910,6 +1911,25 @@ static void execute_prepared(struct http_request *req)
 	finish_write(w, err.err);
 }
 
+int engine_execute_flush(struct query *q, struct handle *h)
+{
+	int rc = 0;
+
+	engine_lock();
+	if (h->pending_len && !h->write_error) {
+		free(h->pending);
+		h->pending = NULL;
+		h->pending_len = 0;
+		h->write_error = rc = EINVAL;
+		set_string(&q->error, "the request is not valid JSON");
+	}
+	engine_unlock();
+	if (rc)
+		log_error("queries/%s/execute: the request is not valid JSON (closed before its end)",
+			  q->obj.id);
+	return rc;
+}
+
 void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size)
 {
 	struct api_request api = {0};
@@ -1936,9 +1956,38 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 		snprintf(why, sizeof(why), "this open file already started execution %s: write the whole "
 			 "request in one write(), e.g. echo '{\"days\": 7, \"chain\": \"x\"}' > execute",
 			 h->execution_id);
-	engine_unlock();
-	if (!rc)
-		rc = params_parse(buf, size, &params, why, sizeof(why));
+	if (!rc && (h->pending_len || params_incomplete(buf, size))) {
+		/* a JSON object says where it ends: its pieces, written one by
+		 * one (stdio's buffer, os.write of parts), are one request */
+		size_t len = h->pending_len + size;
+		char *joined = len <= PARAMS_MAX_INPUT ? realloc(h->pending, len) : NULL;
+
+		if (!joined) {
+			free(h->pending);
+			rc = -EINVAL;
+			snprintf(why, sizeof(why), "the request is larger than 64 KiB");
+		} else {
+			memcpy(joined + h->pending_len, buf, size);
+			if (params_incomplete(joined, len)) {
+				h->pending = joined;
+				h->pending_len = len;
+				engine_unlock();
+				fuse_reply_write(req, size);
+				return;
+			}
+		}
+		h->pending = NULL;
+		h->pending_len = 0;
+		engine_unlock();
+		if (joined) {
+			rc = params_parse(joined, len, &params, why, sizeof(why));
+			free(joined);
+		}
+	} else {
+		engine_unlock();
+		if (!rc)
+			rc = params_parse(buf, size, &params, why, sizeof(why));
+	}
 	if (rc)
 		api_fail(&err, EINVAL, 0, "%s", why);
 	else if (prepare && config.backend->ops->execute_prepare(config.backend, q->obj.id, &api))

@@ -6,6 +6,15 @@
 
 #define JSCAN_MAX_DEPTH 256
 
+/* Set when a scan fails only because the text ended (jscan_prefix). */
+static _Thread_local int ran_out;
+
+static const char *out_of_text(void)
+{
+	ran_out = 1;
+	return NULL;
+}
+
 static const char *skip_space(const char *p, const char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -35,11 +44,14 @@ static const char *skip_string(const char *p, const char *end)
 			return NULL;
 		if (c == '\\') {
 			if (++p >= end)
-				return NULL;
+				return out_of_text();
 			if (*p == 'u') {
-				if (end - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) ||
-				    !is_hex(p[3]) || !is_hex(p[4]))
-					return NULL;
+				for (int i = 1; i <= 4; i++) {
+					if (p + i >= end)
+						return out_of_text();
+					if (!is_hex(p[i]))
+						return NULL;
+				}
 				p += 4;
 			} else if (!strchr("\"\\/bfnrt", *p)) {
 				return NULL;
@@ -47,14 +59,16 @@ static const char *skip_string(const char *p, const char *end)
 		}
 		p++;
 	}
-	return NULL;
+	return out_of_text();
 }
 
 static const char *skip_number(const char *p, const char *end)
 {
 	if (p < end && *p == '-')
 		p++;
-	if (p >= end || !is_digit(*p))
+	if (p >= end)
+		return out_of_text();
+	if (!is_digit(*p))
 		return NULL;
 	if (*p == '0')
 		p++;
@@ -63,7 +77,9 @@ static const char *skip_number(const char *p, const char *end)
 			p++;
 	if (p < end && *p == '.') {
 		p++;
-		if (p >= end || !is_digit(*p))
+		if (p >= end)
+			return out_of_text();
+		if (!is_digit(*p))
 			return NULL;
 		while (p < end && is_digit(*p))
 			p++;
@@ -72,7 +88,9 @@ static const char *skip_number(const char *p, const char *end)
 		p++;
 		if (p < end && (*p == '+' || *p == '-'))
 			p++;
-		if (p >= end || !is_digit(*p))
+		if (p >= end)
+			return out_of_text();
+		if (!is_digit(*p))
 			return NULL;
 		while (p < end && is_digit(*p))
 			p++;
@@ -84,7 +102,9 @@ static const char *skip_literal(const char *p, const char *end, const char *word
 {
 	size_t n = strlen(word);
 
-	if ((size_t)(end - p) < n || memcmp(p, word, n) != 0)
+	if ((size_t)(end - p) < n)
+		return memcmp(p, word, (size_t)(end - p)) == 0 ? out_of_text() : NULL;
+	if (memcmp(p, word, n) != 0)
 		return NULL;
 	return p + n;
 }
@@ -100,13 +120,15 @@ static const char *skip_container(const char *p, const char *end, int depth)
 	if (depth > JSCAN_MAX_DEPTH)
 		return NULL;
 	p = skip_space(p + 1, end);
-	if (p < end && *p == close)
+	if (p >= end)
+		return out_of_text();
+	if (*p == close)
 		return p + 1;
 	for (;;) {
 		if (!first) {
 			p = skip_space(p, end);
 			if (p >= end)
-				return NULL;
+				return out_of_text();
 			if (*p == close)
 				return p + 1;
 			if (*p != ',')
@@ -116,13 +138,17 @@ static const char *skip_container(const char *p, const char *end, int depth)
 		first = 0;
 		p = skip_space(p, end);
 		if (is_object) {
-			if (p >= end || *p != '"')
+			if (p >= end)
+				return out_of_text();
+			if (*p != '"')
 				return NULL;
 			p = skip_string(p, end);
 			if (!p)
 				return NULL;
 			p = skip_space(p, end);
-			if (p >= end || *p != ':')
+			if (p >= end)
+				return out_of_text();
+			if (*p != ':')
 				return NULL;
 			p++;
 		}
@@ -137,7 +163,7 @@ static const char *skip_value(const char *p, const char *end, int depth)
 {
 	p = skip_space(p, end);
 	if (p >= end)
-		return NULL;
+		return out_of_text();
 	switch (*p) {
 	case '{':
 	case '[':
@@ -166,6 +192,12 @@ int jscan_document(const char *text, size_t len, struct jspan *value)
 	value->start = start;
 	value->len = (size_t)(after - start);
 	return 0;
+}
+
+int jscan_prefix(const char *text, size_t len)
+{
+	ran_out = 0;
+	return !skip_value(text, text + len, 0) && ran_out;
 }
 
 int jscan_object_begin(struct jspan object, struct jscan_iter *it)

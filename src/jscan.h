@@ -19,6 +19,10 @@ struct jspan {
  * surrounding whitespace, and gives its span. Returns 0 or -EINVAL. */
 int jscan_document(const char *text, size_t len, struct jspan *value);
 
+/* Whether text[0..len) is the start of a JSON value cut short: a scan
+ * meets the end of the text before any syntax error. */
+int jscan_prefix(const char *text, size_t len);
+
 struct jscan_iter {
 	const char *p;
 	const char *end;

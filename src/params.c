@@ -13,6 +13,40 @@ static int is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* Whether text is UTF-8: no stray continuation byte, no overlong form, no
+ * surrogate, nothing above U+10FFFF (RFC 3629). A JSON text is UTF-8. */
+static int utf8_valid(const unsigned char *p, size_t len)
+{
+	const unsigned char *end = p + len;
+
+	while (p < end) {
+		unsigned char c = *p++;
+		size_t more;
+		unsigned int cp, min;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			more = 1, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			more = 2, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			more = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return 0;
+		if ((size_t)(end - p) < more)
+			return 0;
+		while (more--) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (*p++ & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
 static int fail(char *why, size_t whylen, const char *reason)
 {
 	snprintf(why, whylen, "%s", reason);
@@ -59,6 +93,17 @@ static int parse_lines(const char *p, const char *end, cJSON *params, char *why,
 	return 0;
 }
 
+int params_incomplete(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+
+	if (len > PARAMS_MAX_INPUT || memchr(data, '\0', len))
+		return 0;
+	while (p < end && is_space(*p))
+		p++;
+	return p < end && *p == '{' && jscan_prefix(p, (size_t)(end - p));
+}
+
 int params_parse(const char *data, size_t len, cJSON **params, char *why, size_t whylen)
 {
 	const char *p = data, *end = data + len;
@@ -70,6 +115,8 @@ int params_parse(const char *data, size_t len, cJSON **params, char *why, size_t
 		return fail(why, whylen, "the request is larger than 64 KiB");
 	if (memchr(data, '\0', len))
 		return fail(why, whylen, "the request holds a NUL byte");
+	if (!utf8_valid((const unsigned char *)data, len))
+		return fail(why, whylen, "the request is not valid UTF-8");
 	while (p < end && is_space(*p))
 		p++;
 	if (p == end)
@@ -87,6 +134,12 @@ int params_parse(const char *data, size_t len, cJSON **params, char *why, size_t
 			cJSON_Delete(parsed);
 			return fail(why, whylen, "the JSON request must be an object of parameters");
 		}
+		for (const cJSON *a = parsed->child; a; a = a->next)
+			for (const cJSON *b = a->next; b; b = b->next)
+				if (strcmp(a->string, b->string) == 0) {
+					cJSON_Delete(parsed);
+					return fail(why, whylen, "a parameter is given twice");
+				}
 		*params = parsed;
 		return 0;
 	}

@@ -18,4 +18,8 @@ struct cJSON;
  * input returns -EINVAL with the reason in why. */
 int params_parse(const char *data, size_t len, struct cJSON **params, char *why, size_t whylen);
 
+/* Whether data is a JSON object cut short (no syntax error before its end,
+ * within PARAMS_MAX_INPUT): the rest may come in the next write(). */
+int params_incomplete(const char *data, size_t len);
+
 #endif

@@ -11,6 +11,11 @@ static int parse(const char *text, cJSON **params, char *why)
 	return params_parse(text, strlen(text), params, why, 256);
 }
 
+static int incomplete(const char *text)
+{
+	return params_incomplete(text, strlen(text));
+}
+
 void test_params(void)
 {
 	cJSON *p = NULL;
@@ -52,4 +57,31 @@ void test_params(void)
 		CHECK(params_parse(text, big, &p, why, sizeof(why)) == -EINVAL);
 		free(text);
 	}
+
+	/* UTF-8 only: stray bytes, overlong forms, surrogates are refused */
+	CHECK(parse("chain=caf\xc3\xa9", &p, why) == 0);
+	cJSON_Delete(p);
+	CHECK(parse("chain=\xff\xfe", &p, why) == -EINVAL && strstr(why, "UTF-8"));
+	CHECK(parse("chain=caf\xc3", &p, why) == -EINVAL);
+	CHECK(parse("chain=\xc0\xaf", &p, why) == -EINVAL);
+	CHECK(parse("chain=\xed\xa0\x80", &p, why) == -EINVAL);
+	CHECK(parse("chain=\xf4\x90\x80\x80", &p, why) == -EINVAL);
+	CHECK(parse("{\"chain\": \"\xc3\x28\"}", &p, why) == -EINVAL);
+
+	/* a name twice is refused in both forms */
+	CHECK(parse("{\"days\": 1, \"days\": 2}", &p, why) == -EINVAL && p == NULL);
+	CHECK(strstr(why, "twice") != NULL);
+
+	/* a JSON object cut short may be continued by the next write() */
+	CHECK(incomplete("{"));
+	CHECK(incomplete(" {\"days\": 7, \"ch"));
+	CHECK(incomplete("{\"a\": \"x\\"));
+	CHECK(incomplete("{\"a\": tr"));
+	CHECK(incomplete("{\"a\": -"));
+	CHECK(!incomplete("{\"a\": 1}"));
+	CHECK(!incomplete("{\"a\" 1"));	/* broken, not cut short */
+	CHECK(!incomplete("{\"a\": tx"));
+	CHECK(!incomplete("days=7"));
+	CHECK(!incomplete("[1,"));		/* not an object */
+	CHECK(!incomplete(""));
 }
