@@ -44,8 +44,8 @@ int exec_state_is_terminal(enum exec_state state);
 const char *result_format_ext(enum result_format format);
 
 /* Appends each element of a JSON array span to out, as its own line, bytes as
- * the API sent them (NDJSON). Returns 0, -EINVAL (not an array, or broken),
- * -ENOMEM. */
+ * the API sent them (NDJSON), except that line breaks between tokens become
+ * spaces. Returns 0, -EINVAL (not an array, or broken), -ENOMEM. */
 int result_rows_ndjson(struct jspan rows, struct buffer *out);
 
 /* An error as the API or the transport gave it, with the errno it maps to. */
@@ -184,6 +184,11 @@ struct backend_ops {
 	 * reply tells it. */
 	int (*execute_parse)(const struct backend *b, const struct api_response *resp,
 			     struct exec_info *info, struct api_error *err);
+
+	/* Optional: whether an id of the right characters can name a run of
+	 * this API at all (redash: "result-" + a result id in its canonical
+	 * form); one that cannot is ENOENT with no request. */
+	int (*eid_valid)(const char *eid);
 
 	/* Optional: fills info and returns 1 when the id alone tells the state
 	 * (redash: a result id names a finished result), so nothing is asked. */

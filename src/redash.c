@@ -44,12 +44,18 @@ static const char *result_id_of(const char *eid)
 {
 	size_t n = strlen(RESULT_PREFIX);
 
-	if (strncmp(eid, RESULT_PREFIX, n) != 0 || !eid[n])
+	if (strncmp(eid, RESULT_PREFIX, n) != 0 || eid[n] < '1' || eid[n] > '9' || strlen(eid + n) > 18)
 		return NULL;
 	for (const char *p = eid + n; *p; p++)
 		if (*p < '0' || *p > '9')
 			return NULL;
 	return eid + n;
+}
+
+/* "result-..." is a result id or nothing: never sent as a job id. */
+static int redash_eid_valid(const char *eid)
+{
+	return strncmp(eid, RESULT_PREFIX, strlen(RESULT_PREFIX)) != 0 || result_id_of(eid) != NULL;
 }
 
 /* The message of {"message": "..."} or of {"job": {"error": "..."}}. */
@@ -134,13 +140,13 @@ static cJSON *number_from_text(const char *text)
 		end++;
 	if (*end)
 		return NULL;
-	/* JSON's grammar is stricter than strtod's (no "inf", "0x1", "+1", ".5") */
+	/* JSON's grammar is stricter than strtod's (no "inf", "0x1", "+1", ".5"),
+	 * and than cJSON's ("01", "1." would go out as they are) */
 	{
-		cJSON *check = cJSON_ParseWithOpts(p, NULL, 1);
-		int ok = cJSON_IsNumber(check);
+		struct jspan number;
 
-		cJSON_Delete(check);
-		if (!ok)
+		if ((*p != '-' && (*p < '0' || *p > '9')) ||
+		    jscan_document(p, (size_t)(end - p), &number))
 			return NULL;
 	}
 	{
@@ -413,6 +419,10 @@ static int job_info(const cJSON *job, const struct api_response *resp, struct ex
 	api_json_id(job, "id", info->execution_id, sizeof(info->execution_id));
 	if (!api_json_id(job, "query_result_id", info->result_id, sizeof(info->result_id)))
 		api_json_id(job, "result", info->result_id, sizeof(info->result_id));
+	/* checked before the cast: a double out of int's range (1e10, "nan")
+	 * has no int value, and the cast would be undefined */
+	if (!(code >= JOB_PENDING && code <= JOB_CANCELLED) || code != (int)code)
+		code = 0; /* 6, 7, 2.5, ...: not finished */
 	switch ((int)code) {
 	case JOB_PENDING: info->state = EXEC_PENDING; break;
 	case JOB_STARTED: info->state = EXEC_RUNNING; break;
@@ -423,8 +433,6 @@ static int job_info(const cJSON *job, const struct api_response *resp, struct ex
 	case JOB_CANCELLED: info->state = EXEC_CANCELLED; break;
 	default: info->state = EXEC_PENDING; break; /* 6, 7, ...: not finished */
 	}
-	if (code != (int)code)
-		info->state = EXEC_PENDING;
 	if (info->state == EXEC_SUCCESS && !info->result_id[0])
 		return api_fail(err, EIO, resp->status, "job succeeded without a query_result_id");
 	if (message && (info->state == EXEC_FAILURE || info->state == EXEC_CANCELLED))
@@ -708,6 +716,7 @@ static struct result_decoder *redash_decoder_new(const struct backend *b, enum r
 }
 
 const struct backend_ops redash_backend_ops = {
+	.eid_valid = redash_eid_valid,
 	.name = "redash",
 	.key_env = "REDASH_API_KEY",
 	.default_url = NULL, /* Redash is self-hosted: redash:URL */

@@ -115,6 +115,13 @@ static void test_execute_parameters(void)
 	CHECK(execute_body(defs, "{\"days\":\"seven\"}", -EINVAL, &err) == NULL);
 	CHECK(strstr(err.message, "days") && strstr(err.message, "number"));
 	CHECK(execute_body(defs, "{\"days\":\"0x10\"}", -EINVAL, &err) == NULL);
+	/* what cJSON takes but JSON does not: would make the body invalid JSON */
+	CHECK(execute_body(defs, "{\"days\":\"01\"}", -EINVAL, &err) == NULL);
+	CHECK(execute_body(defs, "{\"days\":\"1.\"}", -EINVAL, &err) == NULL);
+	CHECK(execute_body(defs, "{\"days\":\"-01\"}", -EINVAL, &err) == NULL);
+	body = execute_body(defs, "{\"days\":\" -0.5e+3 \"}", 0, &err);
+	CHECK(body && strstr(body, "\"days\":-0.5e+3,") != NULL);
+	free(body);
 	CHECK(execute_body(defs, "{\"day\":{\"a\":1}}", -EINVAL, &err) == NULL);
 	CHECK(execute_body(defs, "{\"dayz\":\"1\"}", -EINVAL, &err) == NULL);
 	CHECK(strstr(err.message, "no parameter named dayz") != NULL);
@@ -218,6 +225,13 @@ static void test_status(void)
 	CHECK(job_state("{\"id\":\"j\",\"status\":5}", NULL, NULL) == EXEC_CANCELLED);
 	CHECK(job_state("{\"id\":\"j\",\"status\":7}", NULL, NULL) == EXEC_PENDING); /* not terminal */
 	CHECK(job_state("{\"id\":\"j\",\"status\":99}", NULL, NULL) == EXEC_PENDING);
+	/* no int holds these: not finished, and no undefined cast (found by fuzz_redash_job) */
+	CHECK(job_state("{\"id\":\"j\",\"status\":1e10}", NULL, NULL) == EXEC_PENDING);
+	CHECK(job_state("{\"id\":\"j\",\"status\":-1e300}", NULL, NULL) == EXEC_PENDING);
+	CHECK(job_state("{\"id\":\"j\",\"status\":\"nan\"}", NULL, NULL) == EXEC_PENDING);
+	CHECK(job_state("{\"id\":\"j\",\"status\":\"1e999\"}", NULL, NULL) == EXEC_PENDING);
+	CHECK(job_state("{\"id\":\"j\",\"status\":3.5,\"query_result_id\":1}", NULL, NULL) ==
+	      EXEC_PENDING);
 	CHECK(job_state("{\"id\":\"j\"}", NULL, NULL) == (enum exec_state)-1);
 
 	/* a result id needs no request */
@@ -365,6 +379,17 @@ static void test_decoder(void)
 		CHECK(decode(FORMAT_NDJSON, JSON_HEADERS, two, chunk, &out, &err) == 0);
 		CHECK(out.len == strlen("{\"n\": 1}\n{\"n\":99999999999999999999}\n") &&
 		      memcmp(out.data, "{\"n\": 1}\n{\"n\":99999999999999999999}\n", out.len) == 0);
+		buffer_free(&out);
+	}
+	/* a pretty-printed document: still a row a line (found by fuzz_redash_result) */
+	for (size_t chunk = 1; chunk <= 64; chunk *= 4) {
+		const char *pretty = "{\n \"query_result\": {\"data\": {\"rows\": [\n  {\n   \"n\": 1,\r\n"
+				     "   \"s\": \"a\\nb\"\n  },\n  [1,\n2]\n ]}}\n}\n";
+		const char *want = "{    \"n\": 1,     \"s\": \"a\\nb\"   }\n[1, 2]\n";
+
+		buffer_init(&out, 1 << 20);
+		CHECK(decode(FORMAT_NDJSON, JSON_HEADERS, pretty, chunk, &out, &err) == 0);
+		CHECK_STR(out.data, want);
 		buffer_free(&out);
 	}
 	buffer_init(&out, 1 << 20);
