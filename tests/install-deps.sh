@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
           libcjson-dev python3-pytest curl ca-certificates
-          scdoc jq sqlite3 miller python3-pandas)
+          scdoc jq sqlite3 miller python3-pandas
+          clang libclang-rt-14-dev llvm) # the fuzzers: libFuzzer, llvm-symbolizer
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

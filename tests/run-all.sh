@@ -26,6 +26,7 @@ echo "== unit tests (plain build)"
 ./build/unit-tests
 echo "== unit tests (ASan + UBSan)"
 ./build-asan/unit-tests
+echo "== fuzzers" && bash tests/fuzz/run.sh
 echo "== end-to-end tests (plain build)"
 EXECFS_BIN="$PWD/build/execfs" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/
 echo "== end-to-end tests (ASan + UBSan)"
