@@ -251,6 +251,8 @@ struct csv_decoder {
 	struct result_decoder base;
 	int in_header;	/* still skipping this page's header row */
 	int in_quotes;
+	size_t page_bytes;	/* body bytes of this page so far */
+	char last;		/* the last of them */
 };
 
 static void csv_page_begin(struct result_decoder *d)
@@ -259,6 +261,8 @@ static void csv_page_begin(struct result_decoder *d)
 
 	csv->in_header = d->page > 0;
 	csv->in_quotes = 0;
+	csv->page_bytes = 0;
+	csv->last = 0;
 }
 
 static int csv_page_data(struct result_decoder *d, const char *data, size_t len,
@@ -267,6 +271,10 @@ static int csv_page_data(struct result_decoder *d, const char *data, size_t len,
 	struct csv_decoder *csv = (struct csv_decoder *)d;
 	size_t i = 0;
 
+	if (len) {
+		csv->page_bytes += len;
+		csv->last = data[len - 1];
+	}
 	while (csv->in_header && i < len) {
 		char c = data[i++];
 
@@ -306,8 +314,13 @@ static int csv_page_end(struct result_decoder *d, const struct api_response *res
 	struct csv_decoder *csv = (struct csv_decoder *)d;
 
 	(void)out;
-	if (csv->in_header && d->page > 0 && resp->len > 0)
+	/* Every page holds the header row and ends with a line break: a page
+	 * without them was cut short where the transport could not tell. */
+	if (d->page > 0 && csv->in_header)
 		return api_fail(err, EIO, resp->status, "CSV page %d has no complete header row", d->page + 1);
+	if (csv->page_bytes && csv->last != '\n')
+		return api_fail(err, EIO, resp->status, "CSV page %d does not end with a line break",
+				d->page + 1);
 	d->page++;
 	if (!api_response_header(resp, "x-dune-next-uri", link, sizeof(link)))
 		link[0] = '\0';

@@ -264,6 +264,45 @@ static void test_json_pages(void)
 	}
 }
 
+/* One CSV page after a first one: page_end's answer. */
+static int csv_second_page_end(const char *body)
+{
+	struct backend b = dune();
+	struct result_decoder *d = b.ops->decoder_new(&b, FORMAT_CSV);
+	const char *first = "n,s\n1,a\n";
+	struct api_response r1 = response(200, "x-dune-next-uri: http://127.0.0.1:8080/api/v1/x\r\n", first);
+	struct api_response r2 = response(200, "", "");
+	struct buffer out;
+	struct api_error err;
+	char *next = NULL;
+	int rc;
+
+	buffer_init(&out, 1 << 20);
+	d->ops->page_begin(d);
+	d->ops->page_data(d, first, strlen(first), &out, &err);
+	CHECK(d->ops->page_end(d, &r1, &out, &next, &err) == 0);
+	free(next);
+	next = NULL;
+	d->ops->page_begin(d);
+	if (*body)
+		d->ops->page_data(d, body, strlen(body), &out, &err);
+	rc = d->ops->page_end(d, &r2, &out, &next, &err); /* streamed: no body in resp */
+	free(next);
+	d->ops->free(d);
+	buffer_free(&out);
+	return rc;
+}
+
+static void test_csv_cut_pages(void)
+{
+	CHECK(csv_second_page_end("n,s\n2,b\n") == 0);
+	CHECK(csv_second_page_end("n,s\n") == 0);		/* offset past the end: no rows */
+	CHECK(csv_second_page_end("") == -EIO);			/* not even the header */
+	CHECK(csv_second_page_end("n,s") == -EIO);		/* header cut */
+	CHECK(csv_second_page_end("n,s\n2,b") == -EIO);	/* last row cut */
+	CHECK(csv_second_page_end("n,\"s\n\"\n") == 0);	/* a quoted break in the header */
+}
+
 static void test_latest(void)
 {
 	struct backend b = dune();
@@ -287,4 +326,5 @@ void test_dune(void)
 	test_csv_pages();
 	test_json_pages();
 	test_latest();
+	test_csv_cut_pages();
 }
