@@ -518,6 +518,8 @@ static void persist_execution(struct execution *ex)
 		cJSON_AddStringToObject(doc, "error", ex->error);
 	if (ex->document)
 		cJSON_AddStringToObject(doc, "status", ex->document);
+	if (ex->ended_at)
+		cJSON_AddNumberToObject(doc, "ended_at", (double)ex->ended_at);
 	text = cJSON_PrintUnformatted(doc);
 	if (text)
 		put_entry("executions", ex->obj.id, text);
@@ -560,6 +562,7 @@ static void load_execution(const char *eid, void *data)
 	cJSON *doc = text ? cJSON_Parse(text) : NULL;
 	struct execution *ex;
 	const char *qid = json_string(doc, "query_id");
+	const cJSON *ended;
 
 	(void)data;
 	if (doc && engine_valid_eid(eid) && qid && engine_valid_qid(qid) && (ex = execution_new(eid))) {
@@ -570,6 +573,9 @@ static void load_execution(const char *eid, void *data)
 			engine_valid_eid);
 		set_string(&ex->error, json_string(doc, "error"));
 		set_string(&ex->document, json_string(doc, "status"));
+		ended = cJSON_GetObjectItemCaseSensitive(doc, "ended_at");
+		if (cJSON_IsNumber(ended) && ended->valuedouble > 0 && ended->valuedouble < 1e15)
+			ex->ended_at = (time_t)ended->valuedouble;
 	} else {
 		log_info("ignoring unreadable index entry executions/%s", eid);
 	}
@@ -1227,6 +1233,13 @@ static void apply_info(struct execution *ex, struct exec_info *info)
 	ex->known = 1;
 	ex->missing_until_ms = 0;
 	ex->state = info->state;
+	if (info->ended_at > 0 && info->ended_at != ex->ended_at) {
+		ex->ended_at = info->ended_at;
+		changed = 1;
+	} else if (!ex->ended_at && exec_state_is_terminal(ex->state)) {
+		ex->ended_at = time(NULL);
+		changed = 1;
+	}
 	if (info->query_id[0] && engine_valid_qid(info->query_id))
 		snprintf(ex->query_id, sizeof(ex->query_id), "%s", info->query_id);
 	if (info->result_id[0] && engine_valid_eid(info->result_id) &&
@@ -1788,6 +1801,18 @@ void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 			char line[80];
 			size_t len = (size_t)snprintf(line, sizeof(line), "%s\n", h->execution_id);
 
+			/* the id starts where the first read asks: Python seeks back
+			 * to 0, a shell (exec 3<>execute; echo >&3; read <&3) cannot
+			 * and reads on from the end of what it wrote */
+			engine_lock();
+			if (!h->id_read) {
+				h->id_read = 1;
+				h->id_base = off;
+			}
+			if (off >= h->id_base)
+				off -= h->id_base;
+			engine_unlock();
+
 			if ((size_t)off >= len)
 				fuse_reply_buf(req, NULL, 0);
 			else
@@ -2090,7 +2115,9 @@ void engine_cancel(fuse_req_t req, struct execution *ex, size_t size)
 
 /* ---- attributes and generated files -------------------------------------- */
 
-off_t engine_file_size(struct object *obj, enum file_kind kind, struct handle *h)
+/* The result a results.* or latest.* file shows: the open's snapshot, else
+ * the one the kernel caches for the inode, else the latest known. */
+static struct result *shown_result(struct object *obj, enum file_kind kind, struct handle *h)
 {
 	struct result *r = h ? h->result : NULL;
 
@@ -2110,6 +2137,13 @@ off_t engine_file_size(struct object *obj, enum file_kind kind, struct handle *h
 				r = &ex->results[f];
 		}
 	}
+	return r;
+}
+
+off_t engine_file_size(struct object *obj, enum file_kind kind, struct handle *h)
+{
+	struct result *r = shown_result(obj, kind, h);
+
 	return r && result_whole(r) ? r->size : 0;
 }
 
@@ -2160,6 +2194,7 @@ void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h,
 {
 	struct execution *ex = (struct execution *)obj;
 	struct query *q = (struct query *)obj;
+	struct result *r;
 	size_t len = 0;
 	char *text;
 
@@ -2196,6 +2231,9 @@ void engine_fill_attr(struct object *obj, enum file_kind kind, struct handle *h,
 	case FILE_RESULTS_NDJSON:
 		st->st_mode = S_IFREG | 0444;
 		st->st_size = engine_file_size(obj, kind, h);
+		/* when its run ended: make and rsync see a new result as newer */
+		if ((r = shown_result(obj, kind, h)) && r->ex->ended_at)
+			st->st_atime = st->st_mtime = st->st_ctime = r->ex->ended_at;
 		/* tools size their reads by it (cmp, Python's open): a read is a
 		 * round trip through the daemon while the result is downloading */
 		st->st_blksize = RESULT_READ_BLOCK;

@@ -116,6 +116,8 @@ struct execution {
 	char *error;		/* the API's failure message */
 	char *document;		/* the status document as received */
 	long long status_at_ms;	/* when the status was last heard, 0 never */
+	time_t ended_at;	/* when the run ended (the API's word, else when we
+				 * learned it), 0 while running: its files' mtime */
 	int known;		/* the API knows it: listed, persisted */
 	long long missing_until_ms; /* a 404 said it does not exist, until then */
 	int lookup_error;	/* errno of the last failed status request */
@@ -135,6 +137,8 @@ struct handle {
 	struct result *result;	/* results.* and latest.*: the snapshot read */
 	int cached;		/* latest.*: counted in the query's cached_opens */
 	char execution_id[72];	/* execute: the run this open file started */
+	off_t id_base;		/* execute: offset of the first read of that id */
+	int id_read;		/* execute: the id has been read from id_base */
 	int write_error;	/* execute: a write failed; the file takes no more */
 	char *pending;		/* execute: a JSON object whose end has not come yet */
 	size_t pending_len;

@@ -59,6 +59,19 @@ def test_id_read_back_on_same_file_and_last(mnt):
     assert open(mnt.p("queries", "1001", "execute")).read() == ""
 
 
+def test_a_shell_reads_the_id_back_on_the_same_file(mnt, fake):
+    """bash cannot seek: after `echo ... >&3` its read starts where the write
+    ended, and still gets the whole id."""
+    q = mnt.p("queries", "1003")
+    out = subprocess.run(["bash", "-c", f"exec 3<>{q}/execute && echo days=3 >&3 && "
+                          f"read -r eid <&3 && echo \"$eid\" && exec 3>&-"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    eid = out.stdout.strip()
+    assert os.readlink(q + "/last") == f"../../executions/{eid}"
+    assert fake.executions()["1003"] == 1
+
+
 def test_each_write_is_one_run(mnt, fake):
     a = execute(mnt, 1001)
     b = execute(mnt, 1001)

@@ -1,7 +1,10 @@
 """The tree of DESIGN.md §2: names, listings, persistence, id validation."""
+import datetime
 import errno
+import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -153,3 +156,35 @@ def test_ls_l_shows_sizes_without_requests(mnt, fake):
     sizes = {line.split()[-1]: int(line.split()[4]) for line in out.splitlines()[1:]}
     assert sizes["latest.csv"] == len(data)
     assert fake.log() == []
+
+
+def test_result_files_are_dated_by_the_end_of_their_run(mounts, fake):
+    """results.* and latest.* carry their run's end as mtime (dune: the API's
+    execution_ended_at; redash, which gives none: when the mount learned it),
+    so make and rsync see a newer result as newer; it survives a remount."""
+    m = mounts()
+    t0 = int(time.time())
+    eid = execute(m, 1001)
+    with open(m.p("executions", eid, "results.csv"), "rb") as f:
+        f.read()
+    t1 = time.time()
+    mtime = os.stat(m.p("executions", eid, "results.csv")).st_mtime
+    assert t0 <= mtime <= t1
+    if kind_of(fake) == "dune":
+        status = json.loads(open(m.p("executions", eid, "status.json")).read())
+        ended = datetime.datetime.fromisoformat(status["execution_ended_at"].replace("Z", "+00:00"))
+        assert mtime == int(ended.timestamp())
+    assert os.stat(m.p("executions", eid, "results.json")).st_mtime == mtime
+    assert os.stat(m.p("executions", eid, "status")).st_mtime <= mtime  # the mount's start
+    time.sleep(1.1)
+    eid2 = execute(m, 1001)
+    with open(m.p("executions", eid2, "results.csv"), "rb") as f:
+        f.read()
+    mtime2 = os.stat(m.p("executions", eid2, "results.csv")).st_mtime
+    assert mtime2 > mtime
+    with open(m.p("queries", "1001", "latest.csv"), "rb") as f:
+        f.read()
+    assert os.stat(m.p("queries", "1001", "latest.csv")).st_mtime == mtime2
+    m.stop()
+    m2 = mounts(name="mnt2", cache_dir=m.cache)
+    assert os.stat(m2.p("executions", eid, "results.csv")).st_mtime == mtime
