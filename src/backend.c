@@ -135,8 +135,11 @@ int api_json_id(const cJSON *doc, const char *name, char *out, size_t outlen)
 		strcpy(out, item->valuestring);
 		return 1;
 	}
-	if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 1e18) {
-		snprintf(out, outlen, "%.0f", item->valuedouble);
+	/* a number names an id only when it is whole, not negative (nor -0)
+	 * and exact in a double: 4242.4 or 2^60 + 1 would name another id */
+	if (cJSON_IsNumber(item) && item->valuedouble >= 1 && item->valuedouble <= 9007199254740992.0 &&
+	    item->valuedouble == (double)(long long)item->valuedouble) {
+		snprintf(out, outlen, "%lld", (long long)item->valuedouble);
 		return 1;
 	}
 	return 0;
@@ -235,6 +238,13 @@ int backend_same_origin(const struct backend *b, const char *url)
 	if (origin_of(url, origin, sizeof(origin)))
 		return 0;
 	return strcasecmp(origin, b->origin) == 0;
+}
+
+int backend_next_page_ok(const struct backend *b, const char *current, const char *next)
+{
+	size_t a = strcspn(current, "?#"), n = strcspn(next, "?#");
+
+	return backend_same_origin(b, next) && a == n && strncmp(current, next, a) == 0;
 }
 
 static const struct backend_ops *const all_backends[] = {

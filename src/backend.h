@@ -159,6 +159,7 @@ struct result_decoder_ops {
 struct result_decoder {
 	const struct result_decoder_ops *ops;
 	int page;		/* pages ended so far */
+	long long expect_rows;	/* rows the status says the result holds, -1 unknown */
 };
 
 struct backend;
@@ -189,6 +190,10 @@ struct backend_ops {
 	 * this API at all (redash: "result-" + a result id in its canonical
 	 * form); one that cannot is ENOENT with no request. */
 	int (*eid_valid)(const char *eid);
+
+	/* Optional: the rows a finished run's status document (as received)
+	 * says its result holds, -1 when it does not say. */
+	long long (*expected_rows)(const char *status_document);
 
 	/* Optional: fills info and returns 1 when the id alone tells the state
 	 * (redash: a result id names a finished result), so nothing is asked. */
@@ -231,6 +236,11 @@ int backend_init(struct backend *b, const char *source, struct api_error *err);
 /* Whether url points at the backend's own origin: a key is never sent
  * anywhere else. */
 int backend_same_origin(const struct backend *b, const char *url);
+
+/* Whether next may follow current as the next page of one result: on the
+ * SOURCE's origin and the same path, only the query (offset, limit) differs.
+ * Anything else would join another result's rows, or send the key away. */
+int backend_next_page_ok(const struct backend *b, const char *current, const char *next);
 
 extern const struct backend_ops dune_backend_ops;
 extern const struct backend_ops redash_backend_ops;

@@ -133,7 +133,7 @@ static enum exec_state dune_state(const char *name)
 	for (size_t i = 0; name && i < sizeof(states) / sizeof(states[0]); i++)
 		if (strcmp(name, states[i].name) == 0)
 			return states[i].state;
-	return EXEC_UNKNOWN; /* not terminal: asked again later */
+	return EXEC_PENDING; /* a state this code does not know: not final, asked again */
 }
 
 /* RFC 3339 UTC with 0 to 9 fractional digits; 0 when it does not parse. */
@@ -245,6 +245,51 @@ static int dune_result_request(const struct backend *b, const struct exec_info *
 				       format == FORMAT_CSV ? "/csv" : "", DUNE_PAGE_ROWS));
 }
 
+/* A whole number in [0, 2^53] from a JSON span, else -1. */
+static long long span_count(struct jspan span)
+{
+	cJSON *n = cJSON_ParseWithLength(span.start, span.len);
+	long long v = -1;
+
+	if (cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble <= 9007199254740992.0 &&
+	    n->valuedouble == (double)(long long)n->valuedouble)
+		v = (long long)n->valuedouble;
+	cJSON_Delete(n);
+	return v;
+}
+
+/* The offset= of a URL's query, -1 when absent. */
+static long long url_offset(const char *url)
+{
+	const char *q = strchr(url, '?');
+
+	while (q) {
+		q++;
+		if (strncmp(q, "offset=", 7) == 0 && q[7] >= '0' && q[7] <= '9')
+			return strtoll(q + 7, NULL, 10);
+		q = strchr(q, '&');
+	}
+	return -1;
+}
+
+/* result_metadata.total_row_count of a completed run's status (not of a
+ * partial one: a truncated result may count more than it holds). */
+static long long dune_expected_rows(const char *document)
+{
+	cJSON *doc = cJSON_Parse(document);
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "result_metadata");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(meta, "total_row_count");
+	long long v = -1;
+
+	if (cJSON_IsString(state) && strcmp(state->valuestring, "QUERY_STATE_COMPLETED") == 0 &&
+	    cJSON_IsNumber(total) && total->valuedouble >= 0 && total->valuedouble <= 9007199254740992.0 &&
+	    total->valuedouble == (double)(long long)total->valuedouble)
+		v = (long long)total->valuedouble;
+	cJSON_Delete(doc);
+	return v;
+}
+
 /* CSV: pages are joined as they stream; every page after the first starts
  * with the header row again, which is dropped. */
 struct csv_decoder {
@@ -253,6 +298,9 @@ struct csv_decoder {
 	int in_quotes;
 	size_t page_bytes;	/* body bytes of this page so far */
 	char last;		/* the last of them */
+	int body_quotes;	/* inside a quoted field, after the header */
+	long long rows;		/* data records of the pages ended so far */
+	long long page_rows;	/* records of this page after its header */
 };
 
 static void csv_page_begin(struct result_decoder *d)
@@ -263,6 +311,45 @@ static void csv_page_begin(struct result_decoder *d)
 	csv->in_quotes = 0;
 	csv->page_bytes = 0;
 	csv->last = 0;
+	csv->body_quotes = 0;
+	csv->page_rows = 0;
+}
+
+/* Counts the records (line breaks outside quotes) in data. */
+static void csv_count(struct csv_decoder *csv, const char *p, const char *end)
+{
+	while (p < end) {
+		const char *nl, *q;
+
+		if (csv->body_quotes) {
+			q = memchr(p, '"', (size_t)(end - p));
+			if (!q)
+				return;
+			csv->body_quotes = 0;
+			p = q + 1;
+			continue;
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
+		q = memchr(p, '"', (size_t)((nl ? nl : end) - p));
+		if (q) {
+			csv->body_quotes = 1;
+			p = q + 1;
+			continue;
+		}
+		if (!nl)
+			return;
+		csv->page_rows++;
+		p = nl + 1;
+	}
+}
+
+static int csv_page_headers(struct result_decoder *d, const struct api_response *resp,
+			    struct api_error *err)
+{
+	if (api_response_is_html(resp))
+		return api_fail(err, EIO, resp->status, "an HTML page where CSV page %d was expected",
+				d->page + 1);
+	return 0;
 }
 
 static int csv_page_data(struct result_decoder *d, const char *data, size_t len,
@@ -283,6 +370,8 @@ static int csv_page_data(struct result_decoder *d, const char *data, size_t len,
 		else if (c == '\n' && !csv->in_quotes)
 			csv->in_header = 0;
 	}
+	if (i < len)
+		csv_count(csv, data + i, data + len);
 	if (i < len && buffer_append(out, data + i, len - i))
 		return api_fail(err, ENOMEM, 0, "out of memory");
 	return 0;
@@ -310,8 +399,9 @@ static char *csv_next_from_headers(struct result_decoder *d, const struct api_re
 static int csv_page_end(struct result_decoder *d, const struct api_response *resp,
 			struct buffer *out, char **next_url, struct api_error *err)
 {
-	char link[2048];
+	char link[2048], offset[32];
 	struct csv_decoder *csv = (struct csv_decoder *)d;
+	long long said;
 
 	(void)out;
 	/* Every page holds the header row and ends with a line break: a page
@@ -321,9 +411,22 @@ static int csv_page_end(struct result_decoder *d, const struct api_response *res
 	if (csv->page_bytes && csv->last != '\n')
 		return api_fail(err, EIO, resp->status, "CSV page %d does not end with a line break",
 				d->page + 1);
-	d->page++;
+	/* the rows counted must agree with where the next page starts and,
+	 * at the end, with the status's total: else rows were lost */
+	csv->rows += csv->page_rows - (d->page == 0 && csv->page_rows > 0); /* page 1's header */
 	if (!api_response_header(resp, "x-dune-next-uri", link, sizeof(link)))
 		link[0] = '\0';
+	if (link[0] && api_response_header(resp, "x-dune-next-offset", offset, sizeof(offset)) &&
+	    strtoll(offset, NULL, 10) != csv->rows)
+		return api_fail(err, EIO, resp->status, "CSV page %d ends at row %lld, the next is said to start at %s",
+				d->page + 1, csv->rows, offset);
+	if (link[0] && (said = url_offset(link)) >= 0 && said != csv->rows)
+		return api_fail(err, EIO, resp->status, "CSV page %d ends at row %lld, its next page starts at %lld",
+				d->page + 1, csv->rows, said);
+	if (!link[0] && d->expect_rows >= 0 && csv->rows != d->expect_rows)
+		return api_fail(err, EIO, resp->status, "the CSV result has %lld rows, its status says %lld",
+				csv->rows, d->expect_rows);
+	d->page++;
 	return next_link(link, next_url, err);
 }
 
@@ -342,6 +445,7 @@ static void plain_free(struct result_decoder *d)
 
 static const struct result_decoder_ops csv_decoder_ops = {
 	.page_begin = csv_page_begin,
+	.page_headers = csv_page_headers,
 	.next_from_headers = csv_next_from_headers,
 	.page_data = csv_page_data,
 	.page_end = csv_page_end,
@@ -359,7 +463,61 @@ struct json_decoder {
 	struct buffer metadata;	/* the first page's, rewritten for the whole */
 	int any_rows;
 	int ndjson;
+	long long rows;		/* rows of the pages so far */
+	long long total;	/* page 1's total_row_count, -1 unknown */
 };
+
+/* Checks a page's rows against what the pages say of themselves (lock-step
+ * paging): its metadata's row_count, next_offset and the next link's offset
+ * must agree with the rows counted, and at the end the total with page 1's
+ * total_row_count. A page that lost rows, or a link that skips or loops,
+ * would otherwise make a short or wrong file that looks complete. */
+static int json_check_rows(struct json_decoder *json, int page, struct jspan doc, struct jspan result,
+			   struct jspan rows, const char *next_url, const struct api_response *resp,
+			   struct api_error *err)
+{
+	struct jscan_iter it;
+	struct jspan row, span, state;
+	long long count = 0, said;
+	int rc;
+
+	if (jscan_array_begin(rows, &it))
+		return api_fail(err, EIO, resp->status, "result page %d holds no rows", page + 1);
+	while ((rc = jscan_array_next(&it, &row)) == 1)
+		count++;
+	if (rc < 0)
+		return api_fail(err, EIO, resp->status, "result page %d holds broken rows", page + 1);
+	json->rows += count;
+	if (jscan_find(result, "metadata", &span) == 1) {
+		struct jspan metadata = span;
+
+		/* a partial result (truncated by the API) may count more than it holds */
+		if (page == 0 && jscan_find(metadata, "total_row_count", &span) == 1 &&
+		    !(jscan_find(doc, "state", &state) == 1 &&
+		      jscan_key_is(state, "QUERY_STATE_COMPLETED_PARTIAL")))
+			json->total = span_count(span);
+		if (jscan_find(metadata, "row_count", &span) == 1 && (said = span_count(span)) >= 0 &&
+		    said != count)
+			return api_fail(err, EIO, resp->status,
+					"result page %d holds %lld rows, its metadata says %lld", page + 1,
+					count, said);
+	}
+	if (jscan_find(doc, "next_offset", &span) == 1 && (said = span_count(span)) >= 0 &&
+	    next_url && said != json->rows)
+		return api_fail(err, EIO, resp->status,
+				"result page %d ends at row %lld, its next_offset says %lld", page + 1,
+				json->rows, said);
+	if (next_url && (said = url_offset(next_url)) >= 0 && said != json->rows)
+		return api_fail(err, EIO, resp->status,
+				"result page %d ends at row %lld, its next page starts at %lld", page + 1,
+				json->rows, said);
+	if (json->total < 0)
+		json->total = json->base.expect_rows;
+	if (!next_url && json->total >= 0 && json->rows != json->total)
+		return api_fail(err, EIO, resp->status,
+				"the result has %lld rows, its metadata says %lld", json->rows, json->total);
+	return 0;
+}
 
 static void json_page_begin(struct result_decoder *d)
 {
@@ -482,6 +640,12 @@ static int json_page_end(struct result_decoder *d, const struct api_response *re
 		if (rc)
 			return rc;
 	}
+	rc = json_check_rows(json, d->page, doc, result, rows, *next_url, resp, err);
+	if (rc) {
+		free(*next_url);
+		*next_url = NULL;
+		return rc;
+	}
 	d->page++;
 	return 0;
 }
@@ -526,6 +690,7 @@ static struct result_decoder *dune_decoder_new(const struct backend *b, enum res
 		if (!csv)
 			return NULL;
 		csv->base.ops = &csv_decoder_ops;
+		csv->base.expect_rows = -1;
 		return &csv->base;
 	} else {
 		struct json_decoder *json = calloc(1, sizeof(*json));
@@ -533,7 +698,9 @@ static struct result_decoder *dune_decoder_new(const struct backend *b, enum res
 		if (!json)
 			return NULL;
 		json->base.ops = &json_decoder_ops;
+		json->base.expect_rows = -1;
 		json->ndjson = format == FORMAT_NDJSON;
+		json->total = -1;
 		buffer_init(&json->page, DUNE_JSON_PAGE_CAP);
 		buffer_init(&json->metadata, 1u << 20);
 		return &json->base;
@@ -556,5 +723,6 @@ const struct backend_ops dune_backend_ops = {
 	.latest_parse = dune_latest_parse,
 	.result_request = dune_result_request,
 	.decoder_new = dune_decoder_new,
+	.expected_rows = dune_expected_rows,
 	.error_parse = dune_error_parse,
 };

@@ -23,6 +23,7 @@
 #define MISSING_CACHE_MS 10000	/* how long a 404 for an execution is believed */
 #define POLL_FIRST_MS 500
 #define POLL_MAX_MS 3000
+#define POLL_FAILURES_MAX 3	/* failed status polls in a row that end a read */
 #define RESULT_OUT_CAP (256u << 20)
 /* Decoded bytes are written to the cache, and waiting readers woken, once
  * this many have gathered or the socket has nothing more for now. */
@@ -65,6 +66,8 @@ struct waiter {
 	enum wait_state state;
 	void *target;		/* what it waits on: a result, query or execution */
 	long long since_ms;
+	unsigned poll_mark;	/* the execution's poll_seq when it parked */
+	int poll_marked;
 	long long deadline_ms;	/* 0: none */
 	int owned_by_request;	/* an HTTP request frees it (writes) */
 	int interrupted;	/* interrupted while being parked */
@@ -1002,6 +1005,8 @@ static void download_request_done(struct http_request *req)
 	int rc = request_outcome(req, &err);
 	char path[128];
 
+	snprintf(path, sizeof(path), "executions/%s/results.%s", r->ex->obj.id,
+		 result_format_ext(r->format));
 	if (rc && req->aborted && r->abort_err.err)
 		err = r->abort_err; /* the decoder's own words */
 	memset(&r->abort_err, 0, sizeof(r->abort_err));
@@ -1009,11 +1014,15 @@ static void download_request_done(struct http_request *req)
 		rc = r->decoder->ops->page_end(r->decoder, &resp, &r->out, &next, &err);
 	if (!rc && (rc = flush_out(r)))
 		api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
-	if (rc) {
-		snprintf(path, sizeof(path), "executions/%s/results.%s", r->ex->obj.id,
-			 result_format_ext(r->format));
-		log_failure(path, req, &err);
+	if (!rc && next && !backend_next_page_ok(config.backend, req->url, next)) {
+		rc = api_fail(&err, EIO, 0, "the next page link leaves this result (%s); refused",
+			      backend_same_origin(config.backend, next) ? "another path"
+									: "another host");
+		free(next);
+		next = NULL;
 	}
+	if (rc)
+		log_failure(path, req, &err);
 	http_request_free(req);
 	if (rc) {
 		free(next);
@@ -1022,12 +1031,6 @@ static void download_request_done(struct http_request *req)
 	}
 	if (!next) {
 		finish_download(r);
-		return;
-	}
-	if (!backend_same_origin(config.backend, next)) {
-		api_fail(&err, EIO, 0, "the next page points at another host; refused");
-		free(next);
-		fail_download(r, &err);
 		return;
 	}
 	r->page_start += r->attempt_bytes;
@@ -1090,6 +1093,9 @@ static void start_download(struct result *r)
 	r->attempt_bytes = 0;
 	buffer_init(&r->out, RESULT_OUT_CAP);
 	r->decoder = config.backend->ops->decoder_new(config.backend, r->format);
+	if (r->decoder)
+		r->decoder->expect_rows = r->ex->document && config.backend->ops->expected_rows
+					  ? config.backend->ops->expected_rows(r->ex->document) : -1;
 	snprintf(info.execution_id, sizeof(info.execution_id), "%s", r->ex->obj.id);
 	snprintf(info.query_id, sizeof(info.query_id), "%s", r->ex->query_id);
 	snprintf(info.result_id, sizeof(info.result_id), "%s", r->ex->result_id);
@@ -1157,6 +1163,14 @@ static void poll_now(struct execution *ex)
 	schedule_poll(ex, 0);
 }
 
+/* A poll begun from now on (lock held): now, or, when one is under way,
+ * when the waiters are evaluated again at its end. */
+static void want_fresh_poll(struct execution *ex)
+{
+	if (!ex->poll_inflight)
+		poll_now(ex);
+}
+
 static int interest(struct execution *ex)
 {
 	int n = ex->waiters;
@@ -1190,9 +1204,11 @@ static void poll_fire(void *data, int cancelled)
 	if (config.backend->ops->status_local &&
 	    config.backend->ops->status_local(config.backend, ex->obj.id, &info)) {
 		ex->lookup_error = 0;
+		ex->poll_failures = 0;
 		apply_info(ex, &info);
 		ex->poll_delay_ms = 0;
 		ex->poll_done_ms = http_now_ms();
+		ex->poll_done_seq = ++ex->poll_seq;
 		state_changed(ex, &ready);
 		engine_unlock();
 		exec_info_free(&info);
@@ -1207,6 +1223,7 @@ static void poll_fire(void *data, int cancelled)
 		return;
 	}
 	ex->poll_inflight = 1;
+	ex->poll_seq++;
 	req->data = ex;
 	req->on_done = poll_done;
 	engine_unlock();
@@ -1274,7 +1291,9 @@ static void poll_done(struct http_request *req)
 		rc = config.backend->ops->status_parse(config.backend, &resp, &info, &err);
 	engine_lock();
 	ex->poll_inflight = 0;
+	ex->poll_done_seq = ex->poll_seq;
 	ex->lookup_error = 0;
+	ex->poll_failures = rc && (err.err == EIO || err.err == EAGAIN) ? ex->poll_failures + 1 : 0;
 	if (!rc) {
 		apply_info(ex, &info);
 	} else if (err.err == ENOENT || (err.err == EINVAL && req->status == 400)) {
@@ -1289,7 +1308,7 @@ static void poll_done(struct http_request *req)
 		log_failure(path, req, &err);
 	}
 	ex->poll_done_ms = http_now_ms();
-	state_changed(ex, &ready);
+	state_changed(ex, &ready); /* may want a fresh poll at once */
 	if (!exec_state_is_terminal(ex->state) && interest(ex) &&
 	    (ex->known || ex->lookup_error == EIO || ex->lookup_error == EAGAIN)) {
 		schedule_poll(ex, ex->poll_delay_ms);
@@ -1509,6 +1528,17 @@ static void read_copy(struct waiter *w, struct result *r)
 	w->data_len = (size_t)n;
 }
 
+/* Whether a status poll begun after w came has ended (lock held). A poll
+ * under way when w came may have been sent before the state w asks about. */
+static int polled_since(struct waiter *w, struct execution *ex)
+{
+	if (!w->poll_marked) {
+		w->poll_marked = 1;
+		w->poll_mark = ex->poll_seq;
+	}
+	return (int)(ex->poll_done_seq - w->poll_mark) > 0;
+}
+
 static int evaluate_read(struct waiter *w)
 {
 	struct result *r = w->target;
@@ -1544,6 +1574,11 @@ static int evaluate_read(struct waiter *w)
 	default:
 		if (ex->lookup_error && ex->lookup_error != EIO && ex->lookup_error != EAGAIN)
 			return w->err = ex->lookup_error, 1;
+		/* a status that stays broken (HTML, garbage, 5xx after the HTTP
+		 * retries) ends the wait: after POLL_FAILURES_MAX failed polls in
+		 * a row, one of them begun after the reader came */
+		if (ex->lookup_error && ex->poll_failures >= POLL_FAILURES_MAX && polled_since(w, ex))
+			return w->err = ex->lookup_error, 1;
 		ensure_polling(ex);
 		break;
 	}
@@ -1577,8 +1612,8 @@ static int evaluate(struct waiter *w)
 		return 1;
 	case WAIT_OPEN_STATUS:
 		ex = w->target;
-		if (ex->poll_done_ms < w->since_ms) {
-			ensure_polling(ex);
+		if (!polled_since(w, ex)) {
+			want_fresh_poll(ex);
 			return 0;
 		}
 		fill_text(w->handle);
@@ -1593,8 +1628,8 @@ static int evaluate(struct waiter *w)
 			engine_fill_attr(&ex->obj, FILE_DIR, NULL, &w->entry.attr);
 			return 1;
 		}
-		if (ex->poll_done_ms < w->since_ms) {
-			ensure_polling(ex);
+		if (!polled_since(w, ex)) {
+			want_fresh_poll(ex);
 			return 0;
 		}
 		return w->err = ex->lookup_error ? ex->lookup_error : ENOENT, 1;
@@ -1628,8 +1663,10 @@ void engine_lookup_execution(fuse_req_t req, const char *eid)
 	if (!w)
 		return;
 	w->execution = ex;
-	w->since_ms = http_now_ms(); /* before the poll it waits for */
+	w->since_ms = http_now_ms();
 	engine_lock();
+	w->poll_marked = 1; /* before the poll it waits for */
+	w->poll_mark = ex->poll_seq;
 	if (!ex->known)
 		poll_now(ex);
 	engine_unlock();
@@ -1734,8 +1771,10 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 			w->execution = ex;
 			w->handle = h;
 			w->fi = *fi;
-			w->since_ms = http_now_ms(); /* before the poll it waits for */
+			w->since_ms = http_now_ms();
 			engine_lock();
+			w->poll_marked = 1; /* before the poll it waits for */
+			w->poll_mark = ex->poll_seq;
 			poll_now(ex);
 			engine_unlock();
 			park(w);

@@ -122,6 +122,9 @@ struct execution {
 	long long missing_until_ms; /* a 404 said it does not exist, until then */
 	int lookup_error;	/* errno of the last failed status request */
 	long long poll_done_ms;	/* when the last status request ended */
+	unsigned poll_seq;	/* status polls begun */
+	unsigned poll_done_seq;	/* the poll_seq of the last one ended */
+	int poll_failures;	/* polls in a row that failed (EIO, EAGAIN) */
 	int poll_inflight;
 	int poll_generation;
 	int poll_delay_ms;

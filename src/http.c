@@ -290,7 +290,10 @@ static long retry_after_ms(const char *value, long fallback)
 }
 
 /* Milliseconds until the retry, or -1 for no retry. */
-/* Failures no retry can mend: the certificate is not trusted, the URL is bad. */
+/* Failures no retry can mend: the certificate is not trusted, the URL is bad.
+ * (Not CURLE_UNSUPPORTED_PROTOCOL: a server that sent more than its
+ * Content-Length leaves bytes on the kept connection, which the next request
+ * reads as "HTTP/0.9"; a retry on another connection mends that.) */
 static int lasting_failure(CURLcode code)
 {
 	switch (code) {
@@ -300,7 +303,6 @@ static int lasting_failure(CURLcode code)
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return 1;
 	default:

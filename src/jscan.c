@@ -315,3 +315,252 @@ int jscan_array_next(struct jscan_iter *it, struct jspan *element)
 	it->count++;
 	return 1;
 }
+
+/* ---- the streaming checker ------------------------------------------------ */
+
+enum {
+	JS_VALUE,	/* a value must come (top level, after ':' or ',' in an array) */
+	JS_VALUE_OR_END,	/* after '[' */
+	JS_KEY,		/* after ',' in an object */
+	JS_KEY_OR_END,	/* after '{' */
+	JS_COLON,
+	JS_AFTER,	/* after a value */
+	JS_STRING,
+	JS_ESCAPE,
+	JS_HEX,
+	JS_LITERAL,
+	JS_MINUS, JS_ZERO, JS_INT, JS_DOT, JS_FRAC, JS_E, JS_ESIGN, JS_EXP,	/* a number */
+	JS_DONE,
+	JS_ERROR,
+};
+
+void jstream_init(struct jstream *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = JS_VALUE;
+}
+
+static int js_fail(struct jstream *s)
+{
+	s->state = JS_ERROR;
+	return -EINVAL;
+}
+
+/* A value ended: what may follow depends on the container. */
+static void js_value_done(struct jstream *s)
+{
+	s->state = s->depth ? JS_AFTER : JS_DONE;
+}
+
+static int js_number_ends(int state)
+{
+	return state == JS_ZERO || state == JS_INT || state == JS_FRAC || state == JS_EXP;
+}
+
+static int js_open(struct jstream *s, char c)
+{
+	if (s->depth >= JSCAN_MAX_DEPTH)
+		return js_fail(s);
+	s->stack[s->depth++] = (unsigned char)c;
+	s->state = c == '{' ? JS_KEY_OR_END : JS_VALUE_OR_END;
+	return 0;
+}
+
+static int js_close(struct jstream *s, char c)
+{
+	if (!s->depth || s->stack[s->depth - 1] != (c == '}' ? '{' : '['))
+		return js_fail(s);
+	s->depth--;
+	js_value_done(s);
+	return 0;
+}
+
+/* One byte where a value starts. */
+static int js_value(struct jstream *s, char c)
+{
+	switch (c) {
+	case '{':
+	case '[':
+		return js_open(s, c);
+	case '"':
+		s->state = JS_STRING;
+		s->after_string = -1;	/* a value */
+		return 0;
+	case '-':
+		s->state = JS_MINUS;
+		return 0;
+	case '0':
+		s->state = JS_ZERO;
+		return 0;
+	case 't':
+	case 'f':
+	case 'n':
+		s->literal = c == 't' ? "rue" : c == 'f' ? "alse" : "ull";
+		s->left = (int)strlen(s->literal);
+		s->state = JS_LITERAL;
+		return 0;
+	default:
+		if (is_digit(c)) {
+			s->state = JS_INT;
+			return 0;
+		}
+		return js_fail(s);
+	}
+}
+
+int jstream_feed(struct jstream *s, const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	while (p < end) {
+		char c = *p;
+
+		switch (s->state) {
+		case JS_STRING: {
+			/* the common case: run to the next quote, backslash or control */
+			while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+				p++;
+			if (p == end)
+				return 0;
+			c = *p++;
+			if (c == '\\')
+				s->state = JS_ESCAPE;
+			else if (c == '"') {
+				if (s->after_string == JS_COLON)
+					s->state = JS_COLON;
+				else
+					js_value_done(s);
+			} else
+				return js_fail(s);
+			continue;
+		}
+		case JS_ESCAPE:
+			if (c == 'u') {
+				s->state = JS_HEX;
+				s->left = 4;
+			} else if (c && strchr("\"\\/bfnrt", c)) {
+				s->state = JS_STRING;
+			} else {
+				return js_fail(s);
+			}
+			p++;
+			continue;
+		case JS_HEX:
+			if (!is_hex(c))
+				return js_fail(s);
+			if (--s->left == 0)
+				s->state = JS_STRING;
+			p++;
+			continue;
+		case JS_LITERAL:
+			if (c != s->literal[0])
+				return js_fail(s);
+			s->literal++;
+			if (--s->left == 0)
+				js_value_done(s);
+			p++;
+			continue;
+		case JS_MINUS:
+			if (c == '0')
+				s->state = JS_ZERO;
+			else if (is_digit(c))
+				s->state = JS_INT;
+			else
+				return js_fail(s);
+			p++;
+			continue;
+		case JS_ZERO:
+		case JS_INT:
+		case JS_FRAC:
+		case JS_EXP:
+			if (is_digit(c) && s->state != JS_ZERO) {
+				p++;
+				continue;
+			}
+			if (c == '.' && (s->state == JS_ZERO || s->state == JS_INT)) {
+				s->state = JS_DOT;
+				p++;
+				continue;
+			}
+			if ((c == 'e' || c == 'E') && s->state != JS_EXP) {
+				s->state = JS_E;
+				p++;
+				continue;
+			}
+			js_value_done(s);	/* the number ended: c is what follows */
+			continue;
+		case JS_DOT:
+			if (!is_digit(c))
+				return js_fail(s);
+			s->state = JS_FRAC;
+			p++;
+			continue;
+		case JS_E:
+			if (c == '+' || c == '-') {
+				s->state = JS_ESIGN;
+				p++;
+				continue;
+			}
+			/* fall through */
+		case JS_ESIGN:
+			if (!is_digit(c))
+				return js_fail(s);
+			s->state = JS_EXP;
+			p++;
+			continue;
+		case JS_ERROR:
+			return -EINVAL;
+		default:
+			break;
+		}
+		p++;
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		switch (s->state) {
+		case JS_VALUE:
+			if (js_value(s, c))
+				return -EINVAL;
+			break;
+		case JS_VALUE_OR_END:
+			if (c == ']' ? js_close(s, c) : js_value(s, c))
+				return -EINVAL;
+			break;
+		case JS_KEY_OR_END:
+		case JS_KEY:
+			if (c == '}' && s->state == JS_KEY_OR_END) {
+				if (js_close(s, c))
+					return -EINVAL;
+			} else if (c == '"') {
+				s->state = JS_STRING;
+				s->after_string = JS_COLON;
+			} else {
+				return js_fail(s);
+			}
+			break;
+		case JS_COLON:
+			if (c != ':')
+				return js_fail(s);
+			s->state = JS_VALUE;
+			break;
+		case JS_AFTER:
+			if (c == ',')
+				s->state = s->stack[s->depth - 1] == '{' ? JS_KEY : JS_VALUE;
+			else if (c == '}' || c == ']') {
+				if (js_close(s, c))
+					return -EINVAL;
+			} else
+				return js_fail(s);
+			break;
+		default:	/* JS_DONE: only whitespace may follow */
+			return js_fail(s);
+		}
+	}
+	return 0;
+}
+
+int jstream_end(struct jstream *s)
+{
+	if (js_number_ends(s->state) && s->depth == 0)
+		s->state = JS_DONE;
+	return s->state == JS_DONE ? 0 : -EINVAL;
+}

@@ -55,4 +55,24 @@ int jscan_array_begin(struct jspan array, struct jscan_iter *it);
  * on a syntax error. */
 int jscan_array_next(struct jscan_iter *it, struct jspan *element);
 
+/* A checker for a JSON text that comes in pieces (a result streamed to disk
+ * without being held): jstream_feed each piece as it arrives, then
+ * jstream_end. Same grammar and depth limit as jscan_document. */
+struct jstream {
+	int state;
+	int after_string;	/* the state after the string under way */
+	int left;		/* hex digits of \u, letters of a literal */
+	const char *literal;
+	int depth;
+	unsigned char stack[256];	/* '{' or '[' per open container */
+};
+
+void jstream_init(struct jstream *s);
+
+/* Returns 0, or -EINVAL at the first syntax error (and after it). */
+int jstream_feed(struct jstream *s, const char *p, size_t len);
+
+/* Returns 0 when the pieces fed make exactly one JSON value, else -EINVAL. */
+int jstream_end(struct jstream *s);
+
 #endif

@@ -52,6 +52,14 @@ static const char *result_id_of(const char *eid)
 	return eid + n;
 }
 
+/* A result id as Redash makes them: 1 to 18 digits, no leading zero. */
+static int digits_id(const char *id)
+{
+	size_t n = strspn(id, "0123456789");
+
+	return n && n <= 18 && !id[n] && id[0] != '0';
+}
+
 /* "result-..." is a result id or nothing: never sent as a job id. */
 static int redash_eid_valid(const char *eid)
 {
@@ -435,6 +443,9 @@ static int job_info(const cJSON *job, const struct api_response *resp, struct ex
 	}
 	if (info->state == EXEC_SUCCESS && !info->result_id[0])
 		return api_fail(err, EIO, resp->status, "job succeeded without a query_result_id");
+	if (info->result_id[0] && !digits_id(info->result_id))
+		return api_fail(err, EIO, resp->status, "job names a result id that is not one: %.40s",
+				info->result_id);
 	if (message && (info->state == EXEC_FAILURE || info->state == EXEC_CANCELLED))
 		info->error_message = strdup(message);
 	return 0;
@@ -517,10 +528,17 @@ static int redash_cancel_request(const struct backend *b, const char *eid, struc
 static int redash_cancel_parse(const struct backend *b, const struct api_response *resp,
 			       struct api_error *err)
 {
+	cJSON *doc;
+	int ok;
+
 	(void)b;
-	(void)resp;
-	(void)err;
-	return 0; /* 200 with `null` */
+	/* 200 with `null` (or an object); HTML from a proxy is not a cancel */
+	if (api_response_is_html(resp))
+		return api_fail(err, EIO, resp->status, "expected JSON, got HTML (HTTP %ld)", resp->status);
+	doc = cJSON_ParseWithLength(resp->body, resp->len);
+	ok = cJSON_IsNull(doc) || cJSON_IsObject(doc);
+	cJSON_Delete(doc);
+	return ok ? 0 : api_fail(err, EIO, resp->status, "malformed JSON in the cancel reply");
 }
 
 /* ---- latest and results --------------------------------------------------- */
@@ -583,7 +601,9 @@ struct redash_decoder {
 	int json;	/* the body is JSON (results.json, results.ndjson) */
 	int seen;	/* a non-blank byte came */
 	char first, last; /* first and last non-blank bytes */
+	char last_byte;
 	struct buffer doc; /* NDJSON: the document */
+	struct jstream check; /* JSON: the syntax of what came so far */
 };
 
 static void redash_page_begin(struct result_decoder *d)
@@ -591,7 +611,8 @@ static void redash_page_begin(struct result_decoder *d)
 	struct redash_decoder *rd = (struct redash_decoder *)d;
 
 	rd->seen = 0;
-	rd->first = rd->last = 0;
+	rd->first = rd->last = rd->last_byte = 0;
+	jstream_init(&rd->check);
 	buffer_reset(&rd->doc);
 }
 
@@ -629,6 +650,12 @@ static int redash_page_data(struct result_decoder *d, const char *data, size_t l
 		}
 		break;
 	}
+	if (len)
+		rd->last_byte = data[len - 1];
+	/* streamed to disk as it comes: a syntax error must fail the download
+	 * before the end, or a reader would take a broken file for the result */
+	if (rd->json && jstream_feed(&rd->check, data, len))
+		return api_fail(err, EIO, 0, "malformed JSON in the result");
 	for (size_t i = len; i > 0; i--) {
 		char c = data[i - 1];
 
@@ -658,10 +685,12 @@ static int redash_page_end(struct result_decoder *d, const struct api_response *
 	if (api_response_is_html(resp))
 		return api_fail(err, EIO, resp->status, "an HTML page where the %s result was expected",
 				rd->json ? "JSON" : "CSV");
-	if (rd->json && (!rd->seen || rd->last != '}'))
-		return api_fail(err, EIO, resp->status, "the JSON result is empty or cut short");
+	if (rd->json && (!rd->seen || rd->last != '}' || jstream_end(&rd->check)))
+		return api_fail(err, EIO, resp->status, "the JSON result is empty, cut short or malformed");
 	if (rd->format == FORMAT_CSV && !rd->seen)
 		return api_fail(err, EIO, resp->status, "the CSV result has no header row");
+	if (rd->format == FORMAT_CSV && rd->last_byte != '\n')
+		return api_fail(err, EIO, resp->status, "the CSV result does not end with a line break: cut short");
 	d->page++;
 	return 0;
 }
@@ -709,6 +738,7 @@ static struct result_decoder *redash_decoder_new(const struct backend *b, enum r
 	if (!rd)
 		return NULL;
 	rd->base.ops = &redash_decoder_ops;
+	rd->base.expect_rows = -1;
 	rd->format = format;
 	rd->json = format != FORMAT_CSV;
 	buffer_init(&rd->doc, REDASH_NDJSON_CAP);

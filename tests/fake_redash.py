@@ -451,6 +451,7 @@ class FakeRedash(FakeDune):
         self._jobs[job.id] = job
         self._pending_results.append(job)
         self._paid_runs[query.id] = self._paid_runs.get(query.id, 0) + 1
+        self._settle(now)  # a run of no duration has its result already: never success without one
         return _json(200, {"job": self._job_document(job, now)})
 
     def _cached(self, query, params, now, max_age):

@@ -298,3 +298,83 @@ def test_command_line(tmp_path):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=5)
     assert process.returncode == 0 and stderr == ""
+
+
+def raw(fake, path, method="GET"):
+    """Status, headers and body as sent, read with http.client (no checks)."""
+    connection = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
+    connection.request(method, "/api/v1" + path, headers={"X-Dune-API-Key": KEY})
+    response = connection.getresponse()
+    try:
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def test_body_and_rewrite_faults(fake):
+    eid = execute(fake, 1005)
+    status_path = f"/execution/{eid}/status"
+    truth = api(fake, status_path).body
+
+    # body: our own reply, its code, type and headers; a lying Content-Length
+    fake.add_fault(match="/status", action="body", body="<p>hi</p>", code=302,
+                   headers={"Location": "http://elsewhere/"})
+    status, headers, body = raw(fake, status_path)
+    assert (status, body, headers["Location"]) == (302, b"<p>hi</p>", "http://elsewhere/")
+    assert headers["Content-Type"].startswith("text/html")
+    fake.add_fault(match="/status", action="body", body='{"a": 1}', content_length=100)
+    with pytest.raises(http.client.IncompleteRead):
+        raw(fake, status_path)
+
+    # rewrite: raw JSON at a path (verbatim, even where JSON has no such number)
+    fake.add_fault(match="/status", action="rewrite", set={"state": "1e400",
+                                                          "result_metadata.row_count": "-0",
+                                                          "new.deep": '"x"'},
+                   delete=["query_id", "no_such_field"])
+    body = api(fake, status_path).body
+    assert b'"state":1e400' in body and b'"row_count":-0' in body and b'"new":{"deep":"x"}' in body
+    assert b"query_id" not in body and len(body) < len(truth) + 20
+    fake.add_fault(match="/status", action="rewrite", replace=[['"', "'"]], truncate=-3)
+    assert api(fake, status_path).body == truth.replace(b'"', b"'")[:-3]
+    fake.add_fault(match="/status", action="rewrite", set={"result_metadata.row_count.y": "1"})
+    assert api(fake, status_path).status == 500  # no path through a number: said, not hidden
+    assert api(fake, status_path).body == truth  # one request each, then the truth again
+
+    # rewrite of a JSON page: rows dropped, metadata and links kept
+    page = api(fake, f"/execution/{eid}/results?limit=10").json()
+    fake.add_fault(match="/results?", action="rewrite", drop_rows=3)
+    short = api(fake, f"/execution/{eid}/results?limit=10").json()
+    assert short["result"]["rows"] == page["result"]["rows"][:7]
+    assert short["result"]["metadata"] == page["result"]["metadata"]
+    assert short["next_uri"] == page["next_uri"]
+
+    # rewrite of a CSV page: records dropped (quoted newlines stay inside),
+    # headers replaced and removed, a Content-Length that says less than sent
+    whole = api(fake, f"/execution/{eid}/results/csv?limit=7")
+    fake.add_fault(match="/results/csv", action="rewrite", drop_rows=2,
+                   headers={"x-dune-next-uri": "http://other/", "x-dune-next-offset": None})
+    status, headers, body = raw(fake, f"/execution/{eid}/results/csv?limit=7")
+    records = list(csv.reader(io.StringIO(body.decode(), newline="")))
+    assert records == list(csv.reader(io.StringIO(whole.body.decode(), newline="")))[:-2]
+    assert whole.body.startswith(body) and body.endswith(b"\n")
+    assert headers["x-dune-next-uri"] == "http://other/" and "x-dune-next-offset" not in headers
+    fake.add_fault(match="/results/csv", action="rewrite", content_length=10)
+    assert raw(fake, f"/execution/{eid}/results/csv?limit=7")[2] == whole.body[:10]
+
+    # cut_body: at a byte, with a FIN or a TCP RST
+    fake.add_fault(match="/status", action="cut_body", at=5)
+    with pytest.raises(http.client.IncompleteRead) as e:
+        raw(fake, status_path)
+    assert e.value.partial == truth[:5]
+    fake.add_fault(match="/status", action="cut_body", at=5, reset=True)
+    with pytest.raises((ConnectionResetError, http.client.IncompleteRead)):
+        raw(fake, status_path)
+
+    assert [e.get("fault") for e in fake.log() if e.get("fault")] == \
+        ["body", "body", "rewrite", "rewrite", "rewrite", "rewrite", "rewrite", "rewrite",
+         "cut_body", "cut_body"]
+    for bad in ({"action": "body"}, {"action": "body", "body": "x", "code": 99},
+                {"action": "rewrite", "set": {"a": 1}}, {"action": "rewrite", "replace": [["x"]]},
+                {"action": "rewrite", "headers": {"a": 1}}, {"action": "cut_body", "at": -1},
+                {"action": "rewrite", "truncate": "3"}):
+        assert control(fake, "faults", bad).status == 400, bad

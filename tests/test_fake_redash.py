@@ -152,3 +152,25 @@ def test_failures_archived_and_unknown_paths(fake):
     assert status == 404 and ctype.startswith("text/html")
     fake.add_fault(match="/api/jobs/", action="status", code=500)
     assert json.loads(call(fake, "GET", f"/api/jobs/{job['id']}")[2]) == {"message": "Internal Server Error"}
+
+
+def test_rewrite_faults_on_jobs_and_results(fake):
+    fake.add_query({"id": 77, "generate_rows": 4, "pending_seconds": 0, "run_seconds": 0,
+                    "prior_runs": 0})
+    job = run(fake, 77)["job"]
+    # a run of no duration: success comes with its result id, never without
+    assert job["status"] == 3 and job["query_result_id"] == job["result"] is not None
+    rid = job["query_result_id"]
+    fake.add_fault(match="/api/jobs/", action="rewrite",
+                   set={"job.status": "1e400", "job.query_result_id": f"{rid}.4"})
+    status, _, body = call(fake, "GET", f"/api/jobs/{job['id']}")
+    assert status == 200 and b'"status":1e400' in body and b'"query_result_id":%d.4' % rid in body
+    fake.add_fault(match=f"/{rid}.json", action="rewrite", drop_rows=1)
+    rows = json.loads(call(fake, "GET", f"/api/query_results/{rid}.json")[2])["query_result"]["data"]["rows"]
+    assert [r["n"] for r in rows] == [0, 1, 2]
+    fake.add_fault(match=f"/{rid}.csv", action="rewrite", drop_rows=3)
+    assert call(fake, "GET", f"/api/query_results/{rid}.csv")[2] == b"n,name,value,day,note\r\n" + \
+        fake.truth_csv(job["id"]).split(b"\r\n")[1] + b"\r\n"
+    fake.add_fault(match=f"/{rid}.json", action="body", body="{}", content_type="text/plain")
+    assert call(fake, "GET", f"/api/query_results/{rid}.json")[1:] == ("text/plain", b"{}")
+    assert call(fake, "GET", f"/api/query_results/{rid}.json")[2] == fake.truth_json(job["id"])

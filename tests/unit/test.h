@@ -29,6 +29,7 @@ extern int test_checks;
 	} while (0)
 
 void test_jscan(void);
+void test_jstream(void);
 void test_dune(void);
 void test_params(void);
 void test_redash(void);

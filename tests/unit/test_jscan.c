@@ -77,3 +77,53 @@ void test_jscan(void)
 		CHECK(jscan_array_inner(doc, &empty) == 0 && empty.len == 0);
 	}
 }
+
+/* jstream agrees with jscan_document on every text, fed whole and split. */
+static int stream_ok(const char *text, size_t len, size_t split)
+{
+	struct jstream s;
+
+	jstream_init(&s);
+	if (split > len)
+		split = len;
+	if (jstream_feed(&s, text, split) || jstream_feed(&s, text + split, len - split))
+		return 0;
+	return jstream_end(&s) == 0;
+}
+
+void test_jstream(void)
+{
+	static const char *const texts[] = {
+		"{}", "[]", " {\"a\": [1, -2.5e+3, true, false, null, \"x\\u00e9\\n\"]} ", "0", "-0",
+		"12", "1.5", "1e5", "1E-5", "\"s\"", "[[[]]]", "{\"a\":{\"b\":{}}}",
+		"{\"query_result\": {\"data\": {\"rows\": [{\"n\": 1}, {\"n\": 99999999999999999999}]}}}",
+		/* broken */
+		"", " ", "{", "}", "[1,]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1 2]", "01", "1.",
+		"-", "1e", "1e+", ".5", "+1", "tru", "truex", "nul", "\"abc", "\"a\\x\"", "\"\\u12g4\"",
+		"{\"a\":1}}", "[1]]", "{]", "[}", "{\"a\":1} x", "\"a\nb\"", "{1:2}", "[\"\\u00\"]",
+		"<html>", "NaN", "Infinity",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct jspan v;
+		size_t len = strlen(texts[i]);
+		int want = jscan_document(texts[i], len, &v) == 0;
+		int all = 1;
+
+		for (size_t split = 0; split <= len; split++)
+			all &= stream_ok(texts[i], len, split) == want;
+		CHECK(all);
+		if (!all)
+			fprintf(stderr, "  jstream disagrees on: %s\n", texts[i]);
+	}
+	{
+		/* deeper than the limit */
+		char deep[600];
+		struct jstream s;
+
+		memset(deep, '[', 300);
+		memset(deep + 300, ']', 300);
+		jstream_init(&s);
+		CHECK(jstream_feed(&s, deep, sizeof(deep)) == -EINVAL);
+	}
+}

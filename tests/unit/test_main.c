@@ -7,6 +7,7 @@ int test_checks;
 int main(void)
 {
 	test_jscan();
+	test_jstream();
 	test_dune();
 	test_params();
 	test_redash();
