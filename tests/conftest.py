@@ -13,6 +13,7 @@ only one API has (pages, partial results, a job cache). The helpers below
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +32,12 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 
 
 BACKENDS = ("dune", "redash")
+
+# A shell without job control starts its background commands with SIGINT
+# ignored, and children inherit that: the `cat`s that tests interrupt would
+# shrug off Ctrl-C. Taking the signal here gives them its default action.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def new_key(kind="dune"):
