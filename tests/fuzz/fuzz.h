@@ -143,6 +143,44 @@ static inline void fuzz_check_error(const struct api_error *err)
 	FUZZ_ASSERT(memchr(err->message, '\0', sizeof(err->message)) != NULL);
 }
 
+/* An error status the engine may get, and the call it answered. */
+struct fuzz_error_reply {
+	long status;
+	enum api_call call;
+};
+
+/* The body of a small JSON reply: handed to parse() as a 200 under each of
+ * the headers, then to error_parse() under each error status (with the
+ * headers in turn). The driver of the targets for status and job replies;
+ * the backend is set up once, from source. */
+static inline void fuzz_small_replies(const char *source, const uint8_t *data, size_t size,
+				      const char *const *headers, size_t n_headers,
+				      const struct fuzz_error_reply *errors, size_t n_errors,
+				      void (*parse)(const struct backend *,
+						    const struct api_response *))
+{
+	static struct backend b;
+	struct api_error err;
+	char *body;
+
+	if (!b.ops && backend_init(&b, source, &err))
+		abort();
+	body = fuzz_copy(data, size); /* the engine's bodies end with a NUL */
+	for (size_t i = 0; i < n_headers; i++) {
+		struct api_response resp = {200, headers[i], body, size};
+
+		parse(&b, &resp);
+	}
+	for (size_t i = 0; i < n_errors; i++) {
+		struct api_response resp = {errors[i].status, headers[i % n_headers], body, size};
+
+		memset(&err, 0, sizeof(err));
+		b.ops->error_parse(&b, errors[i].call, &resp, &err);
+		fuzz_check_error(&err);
+	}
+	free(body);
+}
+
 /* A next-page link the way the engine treats it: checked for its origin. */
 static inline void fuzz_check_link(const struct backend *b, const char *url)
 {

@@ -12,10 +12,7 @@ static const char *const ok_headers[] = {
 	"HTTP/1.1 200 OK\r\n\r\n", /* no Content-Type: the body is sniffed */
 };
 
-static const struct {
-	long status;
-	enum api_call call;
-} errors[] = {
+static const struct fuzz_error_reply errors[] = {
 	{400, CALL_EXECUTE}, {401, CALL_STATUS}, {402, CALL_EXECUTE}, {403, CALL_EXECUTE},
 	{404, CALL_LATEST}, {404, CALL_STATUS}, {409, CALL_RESULT}, {429, CALL_RESULT},
 	{500, CALL_CANCEL}, {502, CALL_STATUS},
@@ -79,25 +76,8 @@ static void parse_replies(const struct backend *b, const struct api_response *re
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct backend b;
-	struct api_error err;
-	char *body;
-
-	if (!b.ops && backend_init(&b, "dune:https://api.dune.com", &err))
-		abort();
-	body = fuzz_copy(data, size); /* the engine's bodies end with a NUL */
-	for (size_t i = 0; i < sizeof(ok_headers) / sizeof(ok_headers[0]); i++) {
-		struct api_response resp = {200, ok_headers[i], body, size};
-
-		parse_replies(&b, &resp);
-	}
-	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
-		struct api_response resp = {errors[i].status, ok_headers[i % 2], body, size};
-
-		memset(&err, 0, sizeof(err));
-		b.ops->error_parse(&b, errors[i].call, &resp, &err);
-		fuzz_check_error(&err);
-	}
-	free(body);
+	fuzz_small_replies("dune:https://api.dune.com", data, size, ok_headers,
+			   sizeof(ok_headers) / sizeof(ok_headers[0]), errors,
+			   sizeof(errors) / sizeof(errors[0]), parse_replies);
 	return 0;
 }
