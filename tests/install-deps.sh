@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
           libcjson-dev python3-pytest curl ca-certificates
           scdoc jq sqlite3 miller python3-pandas
+          openssl man-db groff-base systemd # test_tls's certificates; man page; unit check
           clang libclang-rt-14-dev llvm) # the fuzzers: libFuzzer, llvm-symbolizer
 missing=()
 for p in "${packages[@]}"; do
