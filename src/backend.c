@@ -242,9 +242,20 @@ int backend_same_origin(const struct backend *b, const char *url)
 
 int backend_next_page_ok(const struct backend *b, const char *current, const char *next)
 {
-	size_t a = strcspn(current, "?#"), n = strcspn(next, "?#");
+	char origin[512];
+	size_t a, n;
 
-	return backend_same_origin(b, next) && a == n && strncmp(current, next, a) == 0;
+	/* the origins compared as origins (the host's case is not the
+	 * page's), then the paths byte for byte */
+	if (!backend_same_origin(b, next) || origin_of(current, origin, sizeof(origin)))
+		return 0;
+	current += strlen(origin);
+	if (origin_of(next, origin, sizeof(origin)))
+		return 0;
+	next += strlen(origin);
+	a = strcspn(current, "?#");
+	n = strcspn(next, "?#");
+	return a == n && strncmp(current, next, a) == 0;
 }
 
 static const struct backend_ops *const all_backends[] = {

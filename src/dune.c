@@ -114,6 +114,7 @@ static int dune_status_request(const struct backend *b, const char *eid, struct 
 	return api_request_make(req, "GET", api_url("%s/execution/%s/status", b->base_url, eid));
 }
 
+/* EXEC_UNKNOWN for a state this code does not know. */
 static enum exec_state dune_state(const char *name)
 {
 	static const struct {
@@ -133,7 +134,7 @@ static enum exec_state dune_state(const char *name)
 	for (size_t i = 0; name && i < sizeof(states) / sizeof(states[0]); i++)
 		if (strcmp(name, states[i].name) == 0)
 			return states[i].state;
-	return EXEC_PENDING; /* a state this code does not know: not final, asked again */
+	return EXEC_UNKNOWN;
 }
 
 /* RFC 3339 UTC with 0 to 9 fractional digits; 0 when it does not parse. */
@@ -168,6 +169,17 @@ static int dune_fill_info(const cJSON *doc, const struct api_response *resp, str
 		info->error_message = strdup(cJSON_GetObjectItem(error, "message")->valuestring);
 	else if (cJSON_IsString(error))
 		info->error_message = strdup(error->valuestring);
+	if (info->state == EXEC_UNKNOWN) {
+		/* a state this code does not know: not final, asked again. Unless
+		 * the API says the run has ended: then no poll would ever end the
+		 * wait, so it is a broken reply (EIO for readers after a few), but
+		 * not a final state (a later reply may name a known one) */
+		info->state = EXEC_PENDING;
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "is_execution_finished")))
+			return api_fail(err, EIO, resp->status,
+					"the run has ended, in state %.100s, which execfs does not know",
+					state->valuestring);
+	}
 	return 0;
 }
 
@@ -377,12 +389,28 @@ static int csv_page_data(struct result_decoder *d, const char *data, size_t len,
 	return 0;
 }
 
+/* A next page's URL as linked, keeping allow_partial_results: page 1 asked
+ * for it, and were a link to drop it, page 2 of a COMPLETED_PARTIAL result
+ * would be refused (the API serves those only when asked). */
+static char *next_url_of(const char *link)
+{
+	size_t len = strlen(link) + sizeof("&allow_partial_results=true");
+	char *url;
+
+	if (strstr(link, "allow_partial_results=") || strchr(link, '#'))
+		return strdup(link);
+	url = malloc(len);
+	if (url)
+		snprintf(url, len, "%s%callow_partial_results=true", link, strchr(link, '?') ? '&' : '?');
+	return url;
+}
+
 static int next_link(const char *value, char **next_url, struct api_error *err)
 {
 	*next_url = NULL;
 	if (!value || !*value)
 		return 0;
-	*next_url = strdup(value);
+	*next_url = next_url_of(value);
 	return *next_url ? 0 : api_fail(err, ENOMEM, 0, "out of memory");
 }
 
@@ -393,7 +421,7 @@ static char *csv_next_from_headers(struct result_decoder *d, const struct api_re
 	(void)d;
 	if (!api_response_header(resp, "x-dune-next-uri", link, sizeof(link)) || !link[0])
 		return NULL;
-	return strdup(link);
+	return next_url_of(link);
 }
 
 static int csv_page_end(struct result_decoder *d, const struct api_response *resp,

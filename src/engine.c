@@ -811,15 +811,15 @@ static void ahead_done(struct http_request *req)
 		http_request_free(req);
 }
 
-static void ask_ahead(struct result *r, char *url)
+static void ask_ahead(struct result *r, const char *current, char *url)
 {
 	struct api_request api = {.method = "GET", .url = url};
 	struct http_request *req;
 
 	if (!url)
 		return;
-	if (!backend_same_origin(config.backend, url)) {
-		free(url); /* refused when its turn comes */
+	if (!backend_next_page_ok(config.backend, current, url)) {
+		free(url); /* refused when its turn comes, before any request */
 		return;
 	}
 	req = request_from(&api, CALL_RESULT, "executions/%s/results.%s", r->ex->obj.id,
@@ -919,7 +919,7 @@ static int download_data(struct http_request *req, const char *data, size_t len)
 		if (rc)
 			return r->abort_err = err, rc;
 		if (ops->next_from_headers && !r->ahead)
-			ask_ahead(r, ops->next_from_headers(r->decoder, &resp));
+			ask_ahead(r, req->url, ops->next_from_headers(r->decoder, &resp));
 	}
 	rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
 	if (rc)
@@ -1286,6 +1286,7 @@ static void poll_done(struct http_request *req)
 	struct api_error err;
 	struct waiter *ready = NULL;
 	int rc = request_outcome(req, &err);
+	int generation;
 
 	if (!rc)
 		rc = config.backend->ops->status_parse(config.backend, &resp, &info, &err);
@@ -1308,8 +1309,12 @@ static void poll_done(struct http_request *req)
 		log_failure(path, req, &err);
 	}
 	ex->poll_done_ms = http_now_ms();
+	generation = ex->poll_generation;
 	state_changed(ex, &ready); /* may want a fresh poll at once */
-	if (!exec_state_is_terminal(ex->state) && interest(ex) &&
+	if (ex->poll_generation != generation) {
+		/* it did (poll_now): that poll is the one chain; a second
+		 * scheduled here would double the requests for good */
+	} else if (!exec_state_is_terminal(ex->state) && interest(ex) &&
 	    (ex->known || ex->lookup_error == EIO || ex->lookup_error == EAGAIN)) {
 		schedule_poll(ex, ex->poll_delay_ms);
 		ex->poll_delay_ms = ex->poll_delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : ex->poll_delay_ms * 2;
@@ -1543,6 +1548,7 @@ static int evaluate_read(struct waiter *w)
 {
 	struct result *r = w->target;
 	struct execution *ex = r->ex;
+	int fresh;
 
 	if (r->size > w->off) {
 		/* its own descriptor: the reply goes out after the lock is dropped,
@@ -1577,7 +1583,8 @@ static int evaluate_read(struct waiter *w)
 		/* a status that stays broken (HTML, garbage, 5xx after the HTTP
 		 * retries) ends the wait: after POLL_FAILURES_MAX failed polls in
 		 * a row, one of them begun after the reader came */
-		if (ex->lookup_error && ex->poll_failures >= POLL_FAILURES_MAX && polled_since(w, ex))
+		fresh = polled_since(w, ex); /* marks when the reader came */
+		if (ex->lookup_error && ex->poll_failures >= POLL_FAILURES_MAX && fresh)
 			return w->err = ex->lookup_error, 1;
 		ensure_polling(ex);
 		break;
@@ -1796,11 +1803,20 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 
 void engine_release(struct handle *h)
 {
+	struct query *unfinished = NULL;
 	struct result *r;
 
 	if (!h)
 		return;
 	engine_lock();
+	if (h->kind == FILE_EXECUTE && h->pending_len && !h->write_error) {
+		/* the last close of a JSON request whose end never came: nothing
+		 * was sent. Not at flush: every close of a duplicate descriptor
+		 * flushes (a `cat` writing the middle of a request in a { ...; }
+		 * > execute group), and the request's end may still follow. */
+		unfinished = (struct query *)h->obj;
+		set_string(&unfinished->error, "the request is not valid JSON: it was closed before its end; nothing was sent");
+	}
 	r = h->result;
 	if (h->cached)
 		((struct query *)h->obj)->cached_opens[r->format]--;
@@ -1812,6 +1828,9 @@ void engine_release(struct handle *h)
 		evict_over_cap();
 	}
 	engine_unlock();
+	if (unfinished)
+		log_error("queries/%s/execute: the request is not valid JSON (closed before its end); nothing was sent",
+			  unfinished->obj.id);
 	free_handle(h);
 }
 
@@ -1975,23 +1994,13 @@ static void execute_prepared(struct http_request *req)
 	finish_write(w, err.err);
 }
 
-int engine_execute_flush(struct query *q, struct handle *h)
+static int only_space(const char *buf, size_t size)
 {
-	int rc = 0;
-
-	engine_lock();
-	if (h->pending_len && !h->write_error) {
-		free(h->pending);
-		h->pending = NULL;
-		h->pending_len = 0;
-		h->write_error = rc = EINVAL;
-		set_string(&q->error, "the request is not valid JSON");
+	for (size_t i = 0; i < size; i++) {
+		if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
+			return 0;
 	}
-	engine_unlock();
-	if (rc)
-		log_error("queries/%s/execute: the request is not valid JSON (closed before its end)",
-			  q->obj.id);
-	return rc;
+	return 1;
 }
 
 void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size)
@@ -2016,6 +2025,13 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	 * has already started, never a request of its own. */
 	engine_lock();
 	rc = h->execution_id[0] != '\0';
+	if (rc && only_space(buf, size)) {
+		/* the line break after a request that ended at the edge of a
+		 * writer's buffer (stdio's 4 KiB): part of the request sent */
+		engine_unlock();
+		fuse_reply_write(req, size);
+		return;
+	}
 	if (rc)
 		snprintf(why, sizeof(why), "this open file already started execution %s: write the whole "
 			 "request in one write(), e.g. echo '{\"days\": 7, \"chain\": \"x\"}' > execute",

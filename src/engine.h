@@ -183,8 +183,6 @@ void engine_lookup_execution(fuse_req_t req, const char *eid);
 void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct fuse_file_info *fi);
 void engine_release(struct handle *h);
 
-/* close() of an execute file: EINVAL when it holds a request never ended. */
-int engine_execute_flush(struct query *q, struct handle *h);
 void engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size);
 void engine_cancel(fuse_req_t req, struct execution *ex, size_t size);

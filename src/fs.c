@@ -418,8 +418,7 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, EACCES);
 	if (kind == FILE_CANCEL && (fi->flags & O_ACCMODE) != O_WRONLY)
 		return (void)fuse_reply_err(req, EACCES);
-	/* only execute has anything to say at close(): the end of a request */
-	fi->noflush = kind != FILE_EXECUTE;
+	fi->noflush = 1; /* nothing to say at close(): see engine_release */
 	engine_open(req, obj, kind, fi);
 }
 
@@ -443,14 +442,6 @@ static void do_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		engine_cancel(req, (struct execution *)h->obj, size);
 	else
 		fuse_reply_err(req, EBADF);
-}
-
-static void do_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct handle *h = handle_of(fi);
-
-	(void)ino;
-	fuse_reply_err(req, h && h->kind == FILE_EXECUTE ? engine_execute_flush((struct query *)h->obj, h) : 0);
 }
 
 static void do_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -541,7 +532,6 @@ const struct fuse_lowlevel_ops fs_operations = {
 	.open = do_open,
 	.read = do_read,
 	.write = do_write,
-	.flush = do_flush,
 	.release = do_release,
 	.opendir = do_opendir,
 	.readdir = do_readdir,

@@ -452,6 +452,8 @@ def test_status_broken_for_good_ends_a_waiting_read(hostile_fake, mnt):
     fake.add_fault(match=status_match(fake, eid), action="rewrite", truncate=-3, count=-1)
     got = outcome(mnt.p("executions", eid, "results.csv"), timeout=10)
     assert got == errno.EIO, f"after 10 s of broken status replies: {describe(got)}"
+    # POLL_FAILURES_MAX: three failed polls in a row, the first begun after the read came
+    assert len(requests_for(fake, "status", eid)) == 3
     fake.reset()
     assert read(mnt.p("executions", eid, "results.csv")) == expected_csv(fake, eid)
 
@@ -662,7 +664,8 @@ def test_unknown_state_is_not_final(hostile_fake, mnt):
     DESIGN.md's list), and the result comes once a known state does."""
     fake = hostile_fake
     eid = fresh_run(fake)
-    change = {"job.status": "99"} if redash(fake) else {"state": '"QUERY_STATE_PAUSED"'}
+    change = {"job.status": "99"} if redash(fake) else \
+        {"state": '"QUERY_STATE_PAUSED"', "is_execution_finished": "false"}
     fake.add_fault(match=status_match(fake, eid), action="rewrite", count=-1, set=change)
     got = []
     t = threading.Thread(target=lambda: got.append(outcome(mnt.p("executions", eid, "results.csv"))))
@@ -675,6 +678,23 @@ def test_unknown_state_is_not_final(hostile_fake, mnt):
     t.join(15)
     assert got == [expected_csv(fake, eid)]
     assert read(mnt.p("executions", eid, "status")) == b"success\n"
+
+
+@pytest.mark.backends("dune")
+def test_unknown_state_of_a_finished_run_ends_the_wait(hostile_fake, mnt):
+    """dune: an unknown state with is_execution_finished true would never
+    become a known one: a broken reply, so the read ends with EIO (after
+    POLL_FAILURES_MAX polls) instead of waiting for ever; the run is not
+    taken for failed, and once the API names a known state the result comes."""
+    fake = hostile_fake
+    eid = execute(mnt, SLOW_QUERIES[0]["id"])
+    change = {"state": '"QUERY_STATE_ARCHIVED"', "is_execution_finished": "true"}
+    fake.add_fault(match=status_match(fake, eid), action="rewrite", count=-1, set=change)
+    assert outcome(mnt.p("executions", eid, "results.csv"), timeout=10) == errno.EIO
+    assert len(requests_for(fake, "status", eid)) == 3
+    assert "QUERY_STATE_ARCHIVED" in mnt.log()
+    fake.reset()
+    assert read(mnt.p("executions", eid, "results.csv")) == expected_csv(fake, eid)
 
 
 def test_odd_latest_documents(hostile_fake, mounts):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import execute, fake_csv, requests_for
+from conftest import execute, fake_csv, fault_at, requests_for, wait_for
 
 SLOW = {"id": 2001, "name": "slow for tests",
         "columns": [{"name": "n", "type": "integer"}, {"name": "name", "type": "varchar"}],
@@ -82,6 +82,36 @@ def test_many_waiting_readers_cost_no_threads_and_one_poller(mnt, fake, slow):
     polls = len(requests_for(fake, "status", eid))
     print(f"status requests for one 5 s run with 50 readers: {polls}")
     assert polls <= 12  # one poller with backoff, not one per reader
+
+
+LONG = {"id": 2003, "name": "long for tests", "columns": [{"name": "n", "type": "integer"}],
+        "generate_rows": 3, "pending_seconds": 0, "run_seconds": 300.0, "prior_runs": 0}
+# 60 s at the fixture's time scale: running for the whole test
+
+
+def test_opening_status_during_a_poll_adds_no_second_poller(mnt, fake):
+    # `status` opened while a poll is under way waits for a poll begun after
+    # it. That fresh poll must take the place of the next scheduled one, not
+    # come on top of it: two chains would double the requests for the rest
+    # of the run (3 s apart at the back-off's ceiling; 40 a minute is
+    # Dune's free plan).
+    fake.add_query(LONG)
+    eid = execute(mnt, LONG["id"])
+    reader = start_cat(mnt.p("executions", eid, "results.csv"))
+    try:
+        time.sleep(4.0)  # polls at 0, 0.5, 1.5 and 3.5 s: the back-off is at its ceiling
+        fake.add_fault(**fault_at(fake, "status"), action="delay", seconds=1.0)
+        wait_for(lambda: fake.faults() == [])  # the next poll is under way, and slow
+        time.sleep(0.2)
+        assert open(mnt.p("executions", eid, "status")).read() == "running\n"
+        t0 = time.time()
+        time.sleep(6.5)
+        polls = [e for e in requests_for(fake, "status", eid) if e["time"] >= t0]
+        print(f"status requests in the 6.5 s after a status open mid-poll: {len(polls)}")
+        assert len(polls) <= 3  # one chain: 2 or 3; two chains: 4 or more
+    finally:
+        reader.kill()
+        reader.wait()
 
 
 def test_timeout_option(mounts, fake, slow):

@@ -66,6 +66,25 @@ static void test_source(void)
 	CHECK(!backend_same_origin(&b, "http://127.0.0.1:8081/api/v1/x"));
 	CHECK(!backend_same_origin(&b, "http://127.0.0.1:8080.evil.com/x"));
 	CHECK(!backend_same_origin(&b, "ftp://127.0.0.1:8080/x"));
+
+	/* a next page: the same origin (its host in any case), the same path */
+	CHECK(backend_init(&b, "dune:https://API.Dune.com", &err) == 0);
+	CHECK(backend_next_page_ok(&b, "https://API.Dune.com/api/v1/execution/01X/results/csv?limit=5",
+				   "https://api.dune.com/api/v1/execution/01X/results/csv?offset=5&limit=5"));
+	CHECK(backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results?offset=5",
+				   "https://API.DUNE.COM/api/v1/execution/01X/results"));
+	CHECK(!backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results/csv",
+				    "https://api.dune.com/api/v1/execution/01Y/results/csv?offset=5"));
+	CHECK(!backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results/csv",
+				    "https://api.dune.com/api/v1/execution/01X/RESULTS/csv?offset=5"));
+	CHECK(!backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results/csv",
+				    "https://api.dune.com/api/v1/execution/01X/results/csv/x"));
+	CHECK(!backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results/csv",
+				    "https://evil.com/api/v1/execution/01X/results/csv?offset=5"));
+	CHECK(!backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results/csv",
+				    "https://u@api.dune.com/api/v1/execution/01X/results/csv"));
+	CHECK(!backend_next_page_ok(&b, "https://api.dune.com/api/v1/execution/01X/results/csv",
+				    "/api/v1/execution/01X/results/csv?offset=5"));
 	CHECK(backend_init(&b, "dune:ftp://x", &err) == -EINVAL);
 	CHECK(backend_init(&b, "nosuch", &err) == -EINVAL);
 	CHECK(strstr(err.message, "nosuch") != NULL);
@@ -144,6 +163,17 @@ static void test_status(void)
 		exec_info_free(&info);
 	}
 	CHECK(!exec_state_is_terminal(EXEC_UNKNOWN));
+	/* an unknown state that the API says is final is a broken reply */
+	r = response(200, "", "{\"state\": \"QUERY_STATE_SOMETHING_NEW\", \"is_execution_finished\": true}");
+	memset(&info, 0, sizeof(info));
+	CHECK(b.ops->status_parse(&b, &r, &info, &err) == -EIO);
+	CHECK(strstr(err.message, "QUERY_STATE_SOMETHING_NEW") != NULL);
+	exec_info_free(&info);
+	r = response(200, "", "{\"state\": \"QUERY_STATE_SOMETHING_NEW\", \"is_execution_finished\": false}");
+	memset(&info, 0, sizeof(info));
+	CHECK(b.ops->status_parse(&b, &r, &info, &err) == 0);
+	CHECK(info.state == EXEC_PENDING && !info.error_message);
+	exec_info_free(&info);
 
 	/* tolerant: nulls and odd types do not crash, a missing state is an error */
 	r = response(200, "", "{\"state\": null, \"query_id\": null, \"error\": null}");
@@ -208,6 +238,44 @@ static void test_csv_pages(void)
 
 		CHECK_STR(got, "\"a\nb\",c\n1,2\n3,4\n");
 		free(got);
+	}
+}
+
+/* The next link as followed: allow_partial_results kept when a link drops it. */
+static void test_next_links(void)
+{
+	static const struct {
+		const char *link, *want;
+	} cases[] = {
+		{"http://127.0.0.1:8080/api/v1/execution/01X/results/csv?offset=2&limit=2",
+		 "http://127.0.0.1:8080/api/v1/execution/01X/results/csv?offset=2&limit=2&allow_partial_results=true"},
+		{"http://127.0.0.1:8080/api/v1/execution/01X/results/csv",
+		 "http://127.0.0.1:8080/api/v1/execution/01X/results/csv?allow_partial_results=true"},
+		{"http://127.0.0.1:8080/api/v1/execution/01X/results/csv?allow_partial_results=true&offset=2",
+		 "http://127.0.0.1:8080/api/v1/execution/01X/results/csv?allow_partial_results=true&offset=2"},
+	};
+	struct backend b = dune();
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct result_decoder *d = b.ops->decoder_new(&b, FORMAT_CSV);
+		char headers[512], *ahead, *next = NULL;
+		struct api_response resp;
+		struct api_error err;
+		struct buffer out;
+
+		snprintf(headers, sizeof(headers), "x-dune-next-uri: %s\r\n", cases[i].link);
+		resp = response(200, headers, "n\n1\n2\n");
+		buffer_init(&out, 1 << 16);
+		d->ops->page_begin(d);
+		ahead = d->ops->next_from_headers(d, &resp);
+		CHECK_STR(ahead, cases[i].want);
+		CHECK(d->ops->page_data(d, resp.body, resp.len, &out, &err) == 0);
+		CHECK(d->ops->page_end(d, &resp, &out, &next, &err) == 0);
+		CHECK(next && strcmp(next, cases[i].want) == 0);
+		free(ahead);
+		free(next);
+		buffer_free(&out);
+		d->ops->free(d);
 	}
 }
 
@@ -324,6 +392,7 @@ void test_dune(void)
 	test_status();
 	test_errors();
 	test_csv_pages();
+	test_next_links();
 	test_json_pages();
 	test_latest();
 	test_csv_cut_pages();
