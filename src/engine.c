@@ -1291,6 +1291,9 @@ static void poll_done(struct http_request *req)
 	if (!rc)
 		rc = config.backend->ops->status_parse(config.backend, &resp, &info, &err);
 	engine_lock();
+	if (rc && err.err == ENOENT && ex->known && req->status >= 500)
+		err.err = EIO; /* redash's 500 means "unknown job" only for a job never seen: for
+				* one that was running it is a server error, a failed poll */
 	ex->poll_inflight = 0;
 	ex->poll_done_seq = ex->poll_seq;
 	ex->lookup_error = 0;

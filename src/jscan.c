@@ -53,7 +53,7 @@ static const char *skip_string(const char *p, const char *end)
 						return NULL;
 				}
 				p += 4;
-			} else if (!strchr("\"\\/bfnrt", *p)) {
+			} else if (!*p || !strchr("\"\\/bfnrt", *p)) { /* strchr finds the NUL */
 				return NULL;
 			}
 		}

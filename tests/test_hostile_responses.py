@@ -458,6 +458,25 @@ def test_status_broken_for_good_ends_a_waiting_read(hostile_fake, mnt):
     assert read(mnt.p("executions", eid, "results.csv")) == expected_csv(fake, eid)
 
 
+def test_one_500_while_a_read_waits_is_a_failed_poll(hostile_fake, mnt):
+    """A 500 on the status of a running run (redash: also its answer for a
+    job it does not know) is one failed poll: the waiting read goes on and
+    gets the result, not ENOENT at once."""
+    fake = hostile_fake
+    eid = execute(mnt, SLOW_QUERIES[1]["id"])
+    got = []
+    t = threading.Thread(target=lambda: got.append(outcome(mnt.p("executions", eid, "results.csv"),
+                                                           timeout=20)))
+    t.start()
+    time.sleep(0.3)
+    fake.add_fault(match=status_match(fake, eid), action="status", code=500)
+    t.join(25)
+    assert got and isinstance(got[0], bytes), describe(got[0] if got else "still waiting")
+    assert got == [expected_csv(fake, eid)]
+    assert any(e.get("fault") == "status" for e in requests_for(fake, "status", eid))
+    assert "HTTP 500" in mnt.log()
+
+
 def test_malformed_execute_reply_is_eio_and_sent_once(hostile_fake, mnt):
     """The reply to the request that starts a run is malformed, HTML, nests
     deep or names an id that is no id: the write fails with EIO, the run is

@@ -27,6 +27,7 @@ void test_jscan(void)
 	CHECK(!valid("[1.]"));
 	CHECK(!valid("\"tab\there\""));
 	CHECK(!valid("\"\\x\""));
+	CHECK(jscan_document("[\"a\\\0b\"]", 8, &doc) != 0); /* a backslash, then a NUL */
 	CHECK(!valid("nul"));
 	CHECK(!valid("{\"a\" 1}"));
 
