@@ -93,9 +93,16 @@ static int parse_lines(const char *p, const char *end, cJSON *params, char *why,
 	return 0;
 }
 
+/* A UTF-8 byte order mark, which editors on Windows put first in a file:
+ * not part of the request (RFC 8259 §8.1 lets a parser ignore it). */
+static const char *after_bom(const char *p, const char *end)
+{
+	return end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0 ? p + 3 : p;
+}
+
 int params_incomplete(const char *data, size_t len)
 {
-	const char *p = data, *end = data + len;
+	const char *end = data + len, *p = after_bom(data, end);
 
 	if (len > PARAMS_MAX_INPUT || memchr(data, '\0', len))
 		return 0;
@@ -117,6 +124,7 @@ int params_parse(const char *data, size_t len, cJSON **params, char *why, size_t
 		return fail(why, whylen, "the request holds a NUL byte");
 	if (!utf8_valid((const unsigned char *)data, len))
 		return fail(why, whylen, "the request is not valid UTF-8");
+	p = after_bom(p, end);
 	while (p < end && is_space(*p))
 		p++;
 	if (p == end)

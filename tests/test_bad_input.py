@@ -464,6 +464,22 @@ def test_white_space_after_a_whole_request_is_part_of_it(mnt, fake):
     assert os.readlink(q + "/last") == f"../../executions/{eid}"
 
 
+def test_a_byte_order_mark_first_is_not_part_of_the_request(mnt, fake, tmp_path):
+    # a request saved by a Windows editor, then `cp`-ed or `cat`-ed to execute
+    q = mnt.p("queries", "1003")
+    for text in ("days=2\nchain=base\n", '{"days": 2, "chain": "base"}\n'):
+        src = tmp_path / "request.txt"
+        src.write_bytes(b"\xef\xbb\xbf" + text.encode())
+        fake.reset()
+        before = fake.executions()["1003"]
+        out = subprocess.run(["cp", str(src), q + "/execute"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert fake.executions()["1003"] == before + 1
+        eid = os.path.basename(os.readlink(q + "/last"))
+        rows = rows_of(mnt, eid)
+        assert len(rows) == 2 and {r["chain"] for r in rows} == {"base"}
+
+
 def test_echo_of_a_request_longer_than_stdio_buffer_is_one_run(mnt, fake):
     # bash's echo writes through stdio: a request longer than its buffer
     # (st_blksize, at most BUFSIZ) reaches execute in several write() calls

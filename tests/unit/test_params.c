@@ -35,6 +35,15 @@ void test_params(void)
 	CHECK_STR(cJSON_GetObjectItem(p, "note")->valuestring, "a=b c");
 	cJSON_Delete(p);
 
+	/* a byte order mark first is not part of the request */
+	CHECK(parse("\xEF\xBB\xBF" "days=7\n", &p, why) == 0);
+	CHECK_STR(cJSON_GetObjectItem(p, "days")->valuestring, "7");
+	cJSON_Delete(p);
+	CHECK(parse("\xEF\xBB\xBF{\"days\": 7}", &p, why) == 0);
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(p, "days")));
+	cJSON_Delete(p);
+	CHECK(incomplete("\xEF\xBB\xBF{\"days\":"));
+
 	CHECK(parse("days=", &p, why) == 0);
 	CHECK_STR(cJSON_GetObjectItem(p, "days")->valuestring, "");
 	cJSON_Delete(p);
