@@ -127,19 +127,27 @@ cJSON *api_json_reply(const struct api_response *resp, struct api_error *err)
 	return doc;
 }
 
+long long api_json_count(const cJSON *item)
+{
+	if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble <= 9007199254740992.0 &&
+	    item->valuedouble == (double)(long long)item->valuedouble)
+		return (long long)item->valuedouble;
+	return -1;
+}
+
 int api_json_id(const cJSON *doc, const char *name, char *out, size_t outlen)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, name);
+	long long n;
 
 	if (cJSON_IsString(item) && item->valuestring[0] && strlen(item->valuestring) < outlen) {
 		strcpy(out, item->valuestring);
 		return 1;
 	}
-	/* a number names an id only when it is whole, not negative (nor -0)
-	 * and exact in a double: 4242.4 or 2^60 + 1 would name another id */
-	if (cJSON_IsNumber(item) && item->valuedouble >= 1 && item->valuedouble <= 9007199254740992.0 &&
-	    item->valuedouble == (double)(long long)item->valuedouble) {
-		snprintf(out, outlen, "%lld", (long long)item->valuedouble);
+	/* a number names an id only when it is whole, not 0 (nor -0) and
+	 * exact in a double: 4242.4 or 2^60 + 1 would name another id */
+	if ((n = api_json_count(item)) >= 1) {
+		snprintf(out, outlen, "%lld", n);
 		return 1;
 	}
 	return 0;

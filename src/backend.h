@@ -116,6 +116,9 @@ struct cJSON *api_json_reply(const struct api_response *resp, struct api_error *
  * Returns 1 when found. */
 int api_json_id(const struct cJSON *doc, const char *name, char *out, size_t outlen);
 
+/* A count from a JSON number: whole, in [0, 2^53] (exact in a double), else -1. */
+long long api_json_count(const struct cJSON *item);
+
 /* What a status request (or an execute that finished at once) tells. */
 struct exec_info {
 	enum exec_state state;

@@ -257,15 +257,12 @@ static int dune_result_request(const struct backend *b, const struct exec_info *
 				       format == FORMAT_CSV ? "/csv" : "", DUNE_PAGE_ROWS));
 }
 
-/* A whole number in [0, 2^53] from a JSON span, else -1. */
+/* api_json_count of a JSON span. */
 static long long span_count(struct jspan span)
 {
 	cJSON *n = cJSON_ParseWithLength(span.start, span.len);
-	long long v = -1;
+	long long v = api_json_count(n);
 
-	if (cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble <= 9007199254740992.0 &&
-	    n->valuedouble == (double)(long long)n->valuedouble)
-		v = (long long)n->valuedouble;
 	cJSON_Delete(n);
 	return v;
 }
@@ -291,13 +288,10 @@ static long long dune_expected_rows(const char *document)
 	cJSON *doc = cJSON_Parse(document);
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(doc, "state");
 	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "result_metadata");
-	const cJSON *total = cJSON_GetObjectItemCaseSensitive(meta, "total_row_count");
 	long long v = -1;
 
-	if (cJSON_IsString(state) && strcmp(state->valuestring, "QUERY_STATE_COMPLETED") == 0 &&
-	    cJSON_IsNumber(total) && total->valuedouble >= 0 && total->valuedouble <= 9007199254740992.0 &&
-	    total->valuedouble == (double)(long long)total->valuedouble)
-		v = (long long)total->valuedouble;
+	if (cJSON_IsString(state) && strcmp(state->valuestring, "QUERY_STATE_COMPLETED") == 0)
+		v = api_json_count(cJSON_GetObjectItemCaseSensitive(meta, "total_row_count"));
 	cJSON_Delete(doc);
 	return v;
 }

@@ -1005,8 +1005,6 @@ static void download_request_done(struct http_request *req)
 	int rc = request_outcome(req, &err);
 	char path[128];
 
-	snprintf(path, sizeof(path), "executions/%s/results.%s", r->ex->obj.id,
-		 result_format_ext(r->format));
 	if (rc && req->aborted && r->abort_err.err)
 		err = r->abort_err; /* the decoder's own words */
 	memset(&r->abort_err, 0, sizeof(r->abort_err));
@@ -1021,8 +1019,11 @@ static void download_request_done(struct http_request *req)
 		free(next);
 		next = NULL;
 	}
-	if (rc)
+	if (rc) {
+		snprintf(path, sizeof(path), "executions/%s/results.%s", r->ex->obj.id,
+			 result_format_ext(r->format));
 		log_failure(path, req, &err);
+	}
 	http_request_free(req);
 	if (rc) {
 		free(next);
@@ -1537,7 +1538,8 @@ static void read_copy(struct waiter *w, struct result *r)
 }
 
 /* Whether a status poll begun after w came has ended (lock held). A poll
- * under way when w came may have been sent before the state w asks about. */
+ * under way when w came may have been sent before the state w asks about.
+ * w's mark is taken at the first call. */
 static int polled_since(struct waiter *w, struct execution *ex)
 {
 	if (!w->poll_marked) {
@@ -1675,8 +1677,7 @@ void engine_lookup_execution(fuse_req_t req, const char *eid)
 	w->execution = ex;
 	w->since_ms = http_now_ms();
 	engine_lock();
-	w->poll_marked = 1; /* before the poll it waits for */
-	w->poll_mark = ex->poll_seq;
+	polled_since(w, ex); /* marks it, before the poll it waits for */
 	if (!ex->known)
 		poll_now(ex);
 	engine_unlock();
@@ -1783,8 +1784,7 @@ void engine_open(fuse_req_t req, struct object *obj, enum file_kind kind, struct
 			w->fi = *fi;
 			w->since_ms = http_now_ms();
 			engine_lock();
-			w->poll_marked = 1; /* before the poll it waits for */
-			w->poll_mark = ex->poll_seq;
+			polled_since(w, ex); /* marks it, before the poll it waits for */
 			poll_now(ex);
 			engine_unlock();
 			park(w);
@@ -1997,15 +1997,6 @@ static void execute_prepared(struct http_request *req)
 	finish_write(w, err.err);
 }
 
-static int only_space(const char *buf, size_t size)
-{
-	for (size_t i = 0; i < size; i++) {
-		if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
-			return 0;
-	}
-	return 1;
-}
-
 void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const char *buf, size_t size)
 {
 	struct api_request api = {0};
@@ -2028,7 +2019,7 @@ void engine_execute(fuse_req_t req, struct query *q, struct handle *h, const cha
 	 * has already started, never a request of its own. */
 	engine_lock();
 	rc = h->execution_id[0] != '\0';
-	if (rc && only_space(buf, size)) {
+	if (rc && params_blank(buf, size)) {
 		/* the line break after a request that ended at the edge of a
 		 * writer's buffer (stdio's 4 KiB): part of the request sent */
 		engine_unlock();

@@ -100,6 +100,14 @@ static const char *after_bom(const char *p, const char *end)
 	return end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0 ? p + 3 : p;
 }
 
+int params_blank(const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!is_space(data[i]))
+			return 0;
+	return 1;
+}
+
 int params_incomplete(const char *data, size_t len)
 {
 	const char *end = data + len, *p = after_bom(data, end);

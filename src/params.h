@@ -22,4 +22,7 @@ int params_parse(const char *data, size_t len, struct cJSON **params, char *why,
  * within PARAMS_MAX_INPUT): the rest may come in the next write(). */
 int params_incomplete(const char *data, size_t len);
 
+/* Whether data is white space only (as the request forms count it). */
+int params_blank(const char *data, size_t len);
+
 #endif

@@ -40,6 +40,17 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# SIGTERM (`timeout`, a CI runner giving up) would end pytest without its
+# teardowns, leaving FUSE mounts behind: as Ctrl-C, it runs them.
+signal.signal(signal.SIGTERM, _terminated)
+
+MOUNTED = []  # every Mount started and not yet stopped, for the session's end
+
+
 def new_key(kind="dune"):
     return f"{kind}-key-" + secrets.token_hex(12)
 
@@ -82,6 +93,7 @@ class Mount:
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
                                      stderr=self.stderr, env=env)
+        MOUNTED.append(self)
         if wait:
             self.wait_mounted()
         return self
@@ -112,23 +124,37 @@ class Mount:
         with open("/proc/mounts") as f:
             return any(line.split()[1] == self.path for line in f)
 
-    def stop(self):
-        if self.proc is None:
-            return
+    def unmount(self):
         if self.mounted():
             r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.unmount()
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.unmount()  # a daemon that died leaves its mount in the table
         self.proc = None
+        if self in MOUNTED:
+            MOUNTED.remove(self)
         self.stderr.close()
         text = self.log()
         for mark in SANITIZER_MARKS:
             assert mark not in text, f"sanitizer report in execfs stderr:\n{text}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Whatever a test left mounted (its teardown interrupted) goes now."""
+    for m in list(MOUNTED):
+        m.unmount()
+        if m.proc is not None and m.proc.poll() is None:
+            m.proc.kill()
 
 
 def pytest_configure(config):

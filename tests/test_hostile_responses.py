@@ -100,6 +100,14 @@ def describe(value):
     return f"{len(value)} bytes {value[:60]!r}..."
 
 
+def expect_eio(path, bad, label):
+    """Reads path whole; notes in bad, under label, what came if not EIO."""
+    got = outcome(path)
+    if got != errno.EIO:
+        bad.append(f"{label}: {describe(got)}")
+    return got
+
+
 def loads(data):
     """JSON with numbers kept as their text (no 4300-digit limit, no rounding)."""
     return json.loads(data, parse_int=str, parse_float=str, parse_constant=str)
@@ -369,9 +377,7 @@ def test_malformed_json_result_is_eio(hostile_fake, mnt, kind):
                 page_match(fake, eid, "json", page)
             fake.add_fault(match=match, action="rewrite", count=-1,
                            **MALFORMED[kind](fake, eid, page))
-            got = outcome(mnt.p("executions", eid, f"results.{fmt}"))
-            if got != errno.EIO:
-                bad.append(f"page {page}, results.{fmt}: {describe(got)}")
+            expect_eio(mnt.p("executions", eid, f"results.{fmt}"), bad, f"page {page}, results.{fmt}")
             fake.reset()
             data = outcome(mnt.p("executions", eid, f"results.{fmt}"))
             ok = isinstance(data, bytes) and (check_json_file(fake, eid, data) if fmt == "json"
@@ -401,9 +407,7 @@ def test_malformed_status_document(hostile_fake, mnt):
     for name, change in STATUS_MALFORMED.items():
         eid = fresh_run(fake)
         fake.add_fault(match=status_match(fake, eid), action="rewrite", count=1, **change)
-        got = outcome(mnt.p("executions", eid, "results.csv"))
-        if got != errno.EIO:
-            bad.append(f"{name}: {describe(got)}")
+        expect_eio(mnt.p("executions", eid, "results.csv"), bad, name)
         again = outcome(mnt.p("executions", eid, "results.csv"))  # at once: asks again
         if again != expected_csv(fake, eid):
             bad.append(f"{name}, read again: {describe(again)}")
@@ -538,9 +542,7 @@ def test_html_instead_of_a_result(hostile_fake, mnt):
         eid = fresh_run(fake)
         match = results_match(fake, eid, fmt) if page == 1 else page_match(fake, eid, fmt, page)
         fake.add_fault(match=match, action="html", count=-1)
-        got = outcome(mnt.p("executions", eid, f"results.{ext}"))
-        if got != errno.EIO:
-            bad.append(f"results.{ext}, page {page}: {describe(got)}")
+        expect_eio(mnt.p("executions", eid, f"results.{ext}"), bad, f"results.{ext}, page {page}")
         fake.reset()
     assert not bad, "; ".join(bad)
     healthy(mnt, fake)
@@ -838,9 +840,7 @@ def test_page_with_fewer_rows_than_it_says_is_eio(hostile_fake, mnt, fmt):
         eid = fresh_run(fake)
         match = results_match(fake, eid, kind) if page == 1 else page_match(fake, eid, kind, page)
         fake.add_fault(match=match, action="rewrite", count=count, **change(eid))
-        got = outcome(mnt.p("executions", eid, f"results.{fmt}"))
-        if got != errno.EIO:
-            bad.append(f"{name}: {describe(got)}")
+        expect_eio(mnt.p("executions", eid, f"results.{fmt}"), bad, name)
         fake.reset()
     assert not bad, f"results.{fmt}: " + "; ".join(bad)
     healthy(mnt, fake)
@@ -903,9 +903,7 @@ def test_csv_cut_short_is_eio(hostile_fake, mnt):
             change = {"truncate": cut} if how == "honest" else {"content_length": cut}
             # page 1's match would take in the later pages: only its first request
             fake.add_fault(match=match, action="rewrite", count=1 if page == 1 else -1, **change)
-            got = outcome(mnt.p("executions", eid, "results.csv"))
-            if got != errno.EIO:
-                bad.append(f"page {page}, Content-Length {how}: {describe(got)}")
+            expect_eio(mnt.p("executions", eid, "results.csv"), bad, f"page {page}, Content-Length {how}")
             fake.reset()
     assert not bad, "; ".join(bad)
     healthy(mnt, fake)
@@ -989,9 +987,7 @@ def test_next_page_elsewhere_is_refused(hostile_fake, mnt, recorders, fmt):
         change = {"headers": {"x-dune-next-uri": url}} if fmt == "csv" else \
             {"set": {"next_uri": json.dumps(url)}}
         fake.add_fault(match=results_match(fake, eid, fmt), action="rewrite", count=1, **change)
-        got = outcome(mnt.p("executions", eid, f"results.{fmt}"))
-        if got != errno.EIO:
-            bad.append(f"{name}: {describe(got)}")
+        expect_eio(mnt.p("executions", eid, f"results.{fmt}"), bad, name)
         if [e for e in fake.log() if eid in e["path"] and "offset=10" in e["query"]]:
             bad.append(f"{name}: page 2 was asked for")
         fake.reset()
@@ -1026,9 +1022,7 @@ def test_redirect_elsewhere_is_not_followed(hostile_fake, mnt, recorders):
             match = results_match(fake, eid, "csv") if what == "results" else status_match(fake, eid)
             fake.add_fault(match=match, action="body", code=code, body="",
                            headers={"Location": elsewhere}, count=-1)
-            got = outcome(mnt.p("executions", eid, "results.csv"))
-            if got != errno.EIO:
-                bad.append(f"{code} for the {what}: {describe(got)}")
+            expect_eio(mnt.p("executions", eid, "results.csv"), bad, f"{code} for the {what}")
             fake.reset()
     nothing_heard(fake, recorders)
     assert not bad, "; ".join(bad)

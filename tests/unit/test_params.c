@@ -35,6 +35,8 @@ void test_params(void)
 	CHECK_STR(cJSON_GetObjectItem(p, "note")->valuestring, "a=b c");
 	cJSON_Delete(p);
 
+	CHECK(params_blank(" \r\n\t", 4) && params_blank("", 0) && !params_blank(" x", 2));
+
 	/* a byte order mark first is not part of the request */
 	CHECK(parse("\xEF\xBB\xBF" "days=7\n", &p, why) == 0);
 	CHECK_STR(cJSON_GetObjectItem(p, "days")->valuestring, "7");
