@@ -206,6 +206,19 @@ int cache_result_open(const char *eid, enum result_format format, off_t *size, t
 	return fd;
 }
 
+int cache_result_probe(const char *eid, enum result_format format, off_t *size, time_t *mtime)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	result_path(path, sizeof(path), eid, format, "");
+	if (fstatat(cache_fd, path, &st, 0))
+		return -errno;
+	*size = st.st_size;
+	*mtime = st.st_mtime;
+	return 0;
+}
+
 int cache_result_begin(const char *eid, enum result_format format)
 {
 	char path[PATH_MAX];

@@ -36,6 +36,10 @@ void cache_list_entries(const char *kind, void (*fn)(const char *name, void *dat
  * Returns fd or -errno. */
 int cache_result_open(const char *eid, enum result_format format, off_t *size, time_t *mtime);
 
+/* Whether a complete result is there, with its size and mtime, without
+ * opening it. Returns 0 or -errno. */
+int cache_result_probe(const char *eid, enum result_format format, off_t *size, time_t *mtime);
+
 /* Creates the temporary file of a download. Returns fd (read-write) or -errno. */
 int cache_result_begin(const char *eid, enum result_format format);
 

@@ -1,6 +1,5 @@
 /* worker.c - a thread and a queue of jobs. */
 #include "worker.h"
-#include "log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,18 +68,17 @@ void worker_stop(void)
 	worker.running = 0;
 }
 
-void worker_submit(void (*fn)(void *data), void *data)
+int worker_submit(void (*fn)(void *data), void *data)
 {
 	struct job *job = malloc(sizeof(*job));
 
+	if (!job)
+		return -ENOMEM;
 	pthread_mutex_lock(&worker.lock);
-	if (!job || !worker.running || worker.stop) {
+	if (!worker.running || worker.stop) {
 		pthread_mutex_unlock(&worker.lock);
-		if (!job)
-			log_error("out of memory for a background job: running it now");
 		free(job);
-		fn(data);
-		return;
+		return -ESRCH;
 	}
 	job->fn = fn;
 	job->data = data;
@@ -89,4 +87,5 @@ void worker_submit(void (*fn)(void *data), void *data)
 	worker.tail = &job->next;
 	pthread_cond_signal(&worker.wake);
 	pthread_mutex_unlock(&worker.lock);
+	return 0;
 }

@@ -12,9 +12,10 @@ int worker_start(void);
 /* Runs every job still queued, then stops the thread. */
 void worker_stop(void);
 
-/* Queues fn(data). Thread-safe. Without a running thread (it failed to start,
- * or has stopped) the job runs at once, in the caller: the caller must then
- * hold no lock the job takes. */
-void worker_submit(void (*fn)(void *data), void *data);
+/* Queues fn(data). Thread-safe, and safe under any lock: the job never runs
+ * in the caller. Returns 0, or -errno when it cannot be queued (no thread
+ * running, stopping, out of memory): the caller then decides, knowing which
+ * locks it holds. */
+int worker_submit(void (*fn)(void *data), void *data);
 
 #endif

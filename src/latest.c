@@ -1,0 +1,202 @@
+/* latest.c - the latest result of a query. */
+#include "latest.h"
+#include "apicall.h"
+#include "http.h"
+#include "index.h"
+#include "log.h"
+#include "objects.h"
+#include "park.h"
+#include "poll.h"
+#include "result.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A run this mount knows whose result is rid: redash names a query's latest
+ * by result id, and the job that made it holds it already. */
+static struct execution *execution_with_result_locked(const char *rid)
+{
+	unsigned count = objects_count_locked();
+
+	for (unsigned i = 0; rid[0] && i < count; i++) {
+		struct object *o = objects_at_locked(i);
+		struct execution *ex = (struct execution *)o;
+
+		if (o->type == OBJECT_EXECUTION && ex->known &&
+		    (ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) &&
+		    strcmp(ex->result_id, rid) == 0)
+			return ex;
+	}
+	return NULL;
+}
+
+static void latest_done(struct http_request *req)
+{
+	struct query *q = req->data;
+	struct api_response resp;
+	struct exec_info info = {0};
+	struct api_error err;
+	struct waiter *ready = NULL;
+	struct execution *ex = NULL;
+	struct cached_files files;
+	int rc = apicall_outcome(req, &resp, &err);
+
+	if (!rc)
+		rc = core_config.backend->ops->latest_parse(core_config.backend, &resp, &info, &err);
+	if (!rc && !tree_valid_eid(info.execution_id))
+		rc = api_fail(&err, EIO, req->status, "the API named an invalid execution id");
+	if (!rc)
+		objects_probe(info.execution_id, &files);
+	core_lock();
+	q->resolving = 0;
+	if (!rc && !(ex = execution_with_result_locked(info.result_id)))
+		ex = objects_execution_new_locked(info.execution_id, &files);
+	if (ex) {
+		if (!info.query_id[0])
+			snprintf(info.query_id, sizeof(info.query_id), "%s", q->obj.id);
+		if (!ex->known || !exec_state_is_terminal(ex->state))
+			poll_apply_status_locked(ex, &info);
+		snprintf(q->latest, sizeof(q->latest), "%s", ex->obj.id);
+		q->latest_checked = time(NULL);
+		q->listed = 1;
+		q->resolve_error = 0;
+		core_set_string(&q->error, NULL);
+		index_put_query_locked(q);
+	} else {
+		if (!rc)
+			api_fail(&err, ENOMEM, 0, "out of memory");
+		if ((err.err == EIO || err.err == EAGAIN) && q->latest[0]) {
+			/* the API is away: the copy we hold is the best answer */
+			log_error("latest of queries/%s: %s; serving the cached result", q->obj.id,
+				  err.message);
+			q->resolve_error = 0;
+		} else {
+			apicall_log_failure(req, &err);
+			q->resolve_error = err.err;
+			core_set_string(&q->error, err.message);
+			if (q->listed)
+				index_put_query_locked(q);
+		}
+	}
+	park_wake_locked(q, &ready);
+	core_unlock();
+	exec_info_free(&info);
+	http_request_free(req);
+	park_send(ready);
+}
+
+static void resolve_locked(struct query *q)
+{
+	struct api_request api = {0};
+	struct http_request *req;
+
+	if (q->resolving)
+		return;
+	if (core_config.backend->ops->latest_request(core_config.backend, q->obj.id, &api) ||
+	    !(req = apicall_new(&api, CALL_LATEST, "queries/%s/latest", q->obj.id))) {
+		q->resolve_error = ENOMEM;
+		return;
+	}
+	q->resolving = 1;
+	req->data = q;
+	req->on_done = latest_done;
+	http_submit(req);
+}
+
+/* latest.* is one inode whose bytes change from one execution to the next
+ * while older opens keep their snapshot: it is read through the page cache
+ * only while every open that does so reads the same result (an open
+ * bringing another one drops the cached pages, or gets direct I/O while the
+ * older snapshot is still open that way). Direct I/O opens never drop
+ * another open's cached pages. */
+static void open_flags_locked(struct handle *h, struct fuse_file_info *fi)
+{
+	struct result *r = h->result;
+	struct query *q = (struct query *)h->obj;
+	int f = r->format;
+
+	fi->direct_io = 1;
+	fi->keep_cache = 1;
+	if (!result_whole(r))
+		return;
+	if (q->cached_opens[f] && q->page_owner[f] != r)
+		return;
+	fi->direct_io = 0;
+	fi->keep_cache = q->page_owner[f] == r;
+	q->page_owner[f] = r;
+	q->cached_opens[f]++;
+	h->cached = 1;
+}
+
+/* Once bound to its result: its file opened, then the flags. */
+static void finish_open(struct handle *h, struct fuse_file_info *fi)
+{
+	result_open_file(h);
+	core_lock();
+	open_flags_locked(h, fi);
+	core_unlock();
+}
+
+static void open_prepare(struct waiter *w)
+{
+	finish_open(w->handle, &w->fi);
+}
+
+static int open_ready(struct waiter *w)
+{
+	struct query *q = w->target;
+	struct execution *ex;
+
+	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+		return w->err = ETIMEDOUT, 1;
+	if (q->resolving)
+		return 0;
+	if (q->resolve_error || !q->latest[0])
+		return w->err = q->resolve_error ? q->resolve_error : ENODATA, 1;
+	ex = objects_execution_new_locked(q->latest, NULL);
+	if (!ex)
+		return w->err = ENOMEM, 1;
+	result_bind_locked(w->handle, &ex->results[tree_kind(w->handle->kind)->format]);
+	return 1;
+}
+
+int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_file_info *fi,
+		void (*drop)(struct handle *h))
+{
+	enum result_format format = tree_kind(h->kind)->format;
+	struct execution *ex = NULL;
+	struct waiter *w;
+
+	core_lock();
+	if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)core_config.max_age)
+		ex = objects_execution_new_locked(q->latest, NULL);
+	if (ex) {
+		result_bind_locked(h, &ex->results[format]);
+		core_unlock();
+		finish_open(h, fi);
+		return 0;
+	}
+	resolve_locked(q);
+	core_unlock();
+	w = park_waiter_new(req, PARK_REPLY_OPEN, q, open_ready);
+	if (!w) {
+		drop(h);
+		return ENGINE_PARKED;
+	}
+	w->handle = h;
+	w->drop = drop;
+	w->prepare = open_prepare;
+	w->fi = *fi;
+	w->since_ms = http_now_ms();
+	if (core_config.timeout)
+		w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
+	park(w);
+	return ENGINE_PARKED;
+}
+
+void latest_release_locked(struct handle *h)
+{
+	if (h->cached)
+		((struct query *)h->obj)->cached_opens[h->result->format]--;
+}
