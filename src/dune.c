@@ -1,4 +1,4 @@
-/* dune.c - the Dune API v1 (../shared/api/dune.md), requests and replies. */
+/* dune.c - the Dune API v1 (its OpenAPI spec, duneanalytics/dune-docs), requests and replies. */
 #include "backend.h"
 #include "jscan.h"
 

@@ -1,6 +1,6 @@
 /* params.h - what a write() to `execute` asks for.
  *
- * Three forms (DESIGN.md §2): empty or whitespace only (the query's
+ * Three forms (README, "Semantics"): empty or whitespace only (the query's
  * defaults), a JSON object of parameters, or `name=value` lines (strings).
  */
 #ifndef EXECFS_PARAMS_H

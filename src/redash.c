@@ -1,5 +1,5 @@
 /* redash.c - Redash-compatible APIs (Redash itself, Nansen's query API):
- * requests and replies, after ../shared/api/redash.md.
+ * requests and replies, after Redash's own handlers (getredash/redash).
  *
  * An execution is a job, named by its job id. A result that came without a
  * job (the latest result of a query, or an execute answered from Redash's

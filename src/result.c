@@ -325,6 +325,8 @@ unsigned long long results_cached_bytes_locked(void)
 
 void result_free(struct result *r)
 {
+	if (r->state == RESULT_COMPLETE)
+		cached_bytes -= (unsigned long long)r->size;
 	download_free(r);
 	if (r->fd >= 0)
 		close(r->fd);

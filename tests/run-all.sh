@@ -24,8 +24,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0
 
 echo "== unit tests (plain build)"
 ./build/unit-tests
+./build/engine-tests
 echo "== unit tests (ASan + UBSan)"
 ./build-asan/unit-tests
+./build-asan/engine-tests
 echo "== fuzzers" && bash tests/fuzz/run.sh
 # The two end-to-end passes run side by side: they spend most of their time
 # waiting on the fakes' delays, not on the CPU (about 1 min of CPU in 6.5 min

@@ -2,14 +2,14 @@
 that are not ids, requests to `execute` that are not requests, changes to a
 tree that cannot change, and users who are not the mounter.
 
-What counts as an id (DESIGN.md §2, README "The tree"): a <qid> is a decimal
+What counts as an id (README, "The tree"): a <qid> is a decimal
 number without leading zeros, at most 18 digits; an <eid> is
 [A-Za-z0-9_-]{1,64} for both backends (Dune's ULIDs, Redash's job uuids), and
 for redash also "result-<result id>" (a result id is an integer, so in its
 canonical form: no leading zero). Anything else is ENOENT with no request.
 A name longer than NAME_MAX (255 bytes) may instead be ENAMETOOLONG, when the
 kernel refuses it before execfs sees it. An id-shaped <eid> that does not
-exist costs its one status request (DESIGN: looking up an unknown execution
+exist costs its one status request (looking up an unknown execution
 asks the API once).
 
 `.` and `..` never reach execfs: the kernel resolves them, so
@@ -148,7 +148,7 @@ ID_SHAPED_EIDS = ["-1", "01", "0", "1e3", "0x10", "_", "--", "9" * 40, "a" * 64]
 
 
 def test_id_shaped_unknown_executions_cost_one_status_request_each(mnt, fake):
-    # valid by DESIGN's pattern, so the API is asked, once, and says no
+    # valid by the id pattern, so the API is asked, once, and says no
     fake.reset()
     outcomes = {}
     for name in ID_SHAPED_EIDS:
@@ -379,7 +379,7 @@ def test_a_megabyte_through_cat_is_einval_and_sends_nothing(mnt, fake, tmp_path)
 
 
 def test_lines_split_over_writes_start_one_run_with_the_first(mnt, fake):
-    # DESIGN: one write() is one request, sent inside it. The first piece is a
+    # one write() is one request, sent inside it. The first piece is a
     # whole request of its own and runs; the rest cannot join it.
     q = mnt.p("queries", "1003")
     fake.reset()

@@ -1,4 +1,4 @@
-"""The command line and key handling of DESIGN.md §1."""
+"""The command line and key handling (README, "Using it against the real API")."""
 import os
 import stat
 import subprocess

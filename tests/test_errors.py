@@ -1,4 +1,4 @@
-"""Errors of DESIGN.md §3 for everything the APIs can answer."""
+"""Errors (README, "Errors") for everything the APIs can answer."""
 import errno
 import os
 import subprocess

@@ -6,7 +6,7 @@ links or redirects to another host.
 
 The property: a reader gets every byte of the result (the same bytes an
 undisturbed run gives, compared with what the fake sent) or an error (EIO, or
-what DESIGN.md says); never a short or wrong file that looks complete. The
+the errno of the README's table); never a short or wrong file that looks complete. The
 daemon survives, and the mount keeps working once the API behaves again.
 
 The faults come from the fakes' switches (fake_dune.py's docstring): body
@@ -450,7 +450,7 @@ def test_malformed_status_while_a_reader_waits(hostile_fake, mnt):
 
 def test_status_broken_for_good_ends_a_waiting_read(hostile_fake, mnt):
     """Every status reply of a running execution is garbage: a waiting read
-    ends with EIO ("broken response", DESIGN.md §3), it does not wait for ever."""
+    ends with EIO ("broken response", README "Errors"), it does not wait for ever."""
     fake = hostile_fake
     eid = execute(mnt, SLOW_QUERIES[0]["id"])
     fake.add_fault(match=status_match(fake, eid), action="rewrite", truncate=-3, count=-1)
@@ -682,7 +682,7 @@ def test_odd_fields_in_status_documents(hostile_fake, mnt):
 def test_unknown_state_is_not_final(hostile_fake, mnt):
     """An unknown state (dune: a new QUERY_STATE_ word; redash: status 6, 7, 99)
     is not final: the read waits, `status` says pending or running (a word of
-    DESIGN.md's list), and the result comes once a known state does."""
+    the known list), and the result comes once a known state does."""
     fake = hostile_fake
     eid = fresh_run(fake)
     change = {"job.status": "99"} if redash(fake) else \

@@ -1,4 +1,4 @@
-"""Exact results, single flight, the on-disk cache and latest.* (DESIGN.md §2, §4)."""
+"""Exact results, single flight, the on-disk cache and latest.*."""
 import json
 import mmap
 import os

@@ -1,4 +1,4 @@
-"""The tree of DESIGN.md §2: names, listings, persistence, id validation."""
+"""The tree (README, "The tree"): names, listings, persistence, id validation."""
 import datetime
 import errno
 import json

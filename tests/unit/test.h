@@ -33,5 +33,6 @@ void test_jstream(void);
 void test_dune(void);
 void test_params(void);
 void test_redash(void);
+void test_worker(void);
 
 #endif

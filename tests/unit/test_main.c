@@ -11,6 +11,7 @@ int main(void)
 	test_dune();
 	test_params();
 	test_redash();
+	test_worker();
 	printf("%d checks, %d failed\n", test_checks, test_failures);
 	printf("%d passed, %d failed\n", test_checks - test_failures, test_failures);
 	return test_failures ? 1 : 0;

@@ -1,0 +1,351 @@
+/* test_engine.c - the core without a mount: status polling and result
+ * states, driven through engine.h with a stub HTTP layer, a stub worker and
+ * a fake clock (stub.h). */
+#include "test.h"
+#include "stub.h"
+
+#include "cache.h"
+#include "engine.h"
+#include "index.h"
+#include "objects.h"
+#include "poll.h"
+#include "result.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int test_failures;
+int test_checks;
+
+static struct backend backend;
+static char cache_dir[64];
+
+#define RUNNING "{\"execution_id\": \"%s\", \"query_id\": 7, \"is_execution_finished\": false, " \
+		"\"state\": \"QUERY_STATE_EXECUTING\"}"
+#define COMPLETED "{\"execution_id\": \"%s\", \"query_id\": 7, \"is_execution_finished\": true, " \
+		  "\"state\": \"QUERY_STATE_COMPLETED\", \"result_metadata\": {\"total_row_count\": 1}}"
+#define JSON_HEADERS "Content-Type: application/json\r\n"
+#define CSV_HEADERS "Content-Type: text/csv\r\n"
+#define CSV_BODY "n,name\n1,a\n"
+
+static void start(unsigned long long cache_size)
+{
+	struct engine_config config = {.max_age = 300, .cache_size = cache_size};
+	struct api_error err;
+
+	snprintf(cache_dir, sizeof(cache_dir), "/tmp/execfs-unit-XXXXXX");
+	if (!mkdtemp(cache_dir) || cache_open(cache_dir) ||
+	    backend_init(&backend, "dune:http://127.0.0.1:9", &err)) {
+		fprintf(stderr, "cannot set up the engine\n");
+		exit(1);
+	}
+	config.backend = &backend;
+	engine_init(&config);
+}
+
+static void stop(void)
+{
+	char cmd[128];
+
+	engine_shutdown();
+	cache_close();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", cache_dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", cache_dir);
+}
+
+static void answer_status(const char *eid, const char *fmt)
+{
+	char url[96], body[512];
+
+	snprintf(url, sizeof(url), "/execution/%s/status", eid);
+	snprintf(body, sizeof(body), fmt, eid);
+	CHECK(stub_answer(url, 200, JSON_HEADERS, body) == 0);
+}
+
+/* executions/<eid>, looked up: the API says it is running. */
+static fuse_ino_t lookup_execution(const char *eid, const char *status)
+{
+	struct fuse_req *req = stub_req();
+	struct fuse_entry_param e;
+	fuse_ino_t ino;
+
+	CHECK(engine_lookup(req, INO_EXECUTIONS, eid, &e) == ENGINE_PARKED);
+	stub_run_due();
+	CHECK(stub_pending() == 1);
+	answer_status(eid, status);
+	CHECK(req->answered == 1 && req->err == 0);
+	ino = req->entry.ino;
+	stub_req_free(req);
+	return ino;
+}
+
+static struct handle *open_file(fuse_ino_t dir, const char *name, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	struct fuse_req *req = stub_req();
+	int rc;
+
+	memset(fi, 0, sizeof(*fi));
+	CHECK(engine_lookup(req, dir, name, &e) == 0);
+	rc = engine_open(req, e.ino, fi);
+	CHECK(rc == 0);
+	stub_req_free(req);
+	return rc == 0 ? (struct handle *)(uintptr_t)fi->fh : NULL;
+}
+
+static struct execution *execution(const char *eid)
+{
+	struct execution *ex;
+
+	core_lock();
+	ex = objects_execution_locked(eid);
+	core_unlock();
+	return ex;
+}
+
+static enum poll_state poll_state(const char *eid)
+{
+	enum poll_state s;
+
+	core_lock();
+	s = objects_execution_locked(eid)->poll;
+	core_unlock();
+	return s;
+}
+
+static struct fuse_req *read_at(struct handle *h, off_t off)
+{
+	struct fuse_req *req = stub_req();
+	char *data;
+	size_t len;
+
+	CHECK(engine_read(req, h, 4096, off, &data, &len) == ENGINE_PARKED);
+	return req;
+}
+
+/* Five readers of one running execution: one status request at a time,
+ * backing off 0.5, 1, 2, 3, 3 s; then one download for all of them. */
+static void test_one_poll_chain(void)
+{
+	static const long long backoff[] = {500, 1000, 2000, 3000, 3000};
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("E1", RUNNING);
+	struct handle *h = open_file(dir, "results.csv", &fi);
+	struct fuse_req *readers[5];
+	struct result *r = &execution("E1")->results[FORMAT_CSV];
+	char path[128];
+	struct stat st;
+
+	CHECK(fi.direct_io == 1); /* not whole yet */
+	CHECK(poll_state("E1") == POLL_IDLE); /* nobody waited when the lookup ended */
+	for (int i = 0; i < 5; i++)
+		readers[i] = read_at(h, 0);
+	CHECK(poll_state("E1") == POLL_SCHEDULED);
+	stub_reset_count();
+	stub_run_due();
+	CHECK(stub_pending() == 1 && stub_submitted() == 1);
+	CHECK(poll_state("E1") == POLL_INFLIGHT);
+	for (size_t i = 0; i < sizeof(backoff) / sizeof(backoff[0]); i++) {
+		answer_status("E1", RUNNING);
+		CHECK(poll_state("E1") == POLL_SCHEDULED);
+		CHECK(stub_next_timer() - stub_now() == backoff[i]);
+		stub_advance(backoff[i] - 1);
+		CHECK(stub_pending() == 0); /* not a moment early */
+		stub_advance(1);
+		CHECK(stub_pending() == 1);
+	}
+	CHECK(stub_submitted() == 6);
+	for (int i = 0; i < 5; i++)
+		CHECK(readers[i]->answered == 0);
+
+	answer_status("E1", COMPLETED);
+	CHECK(r->state == RESULT_STREAMING);
+	CHECK(poll_state("E1") == POLL_IDLE);
+	stub_run_due(); /* the cache file is made on the engine thread */
+	CHECK(stub_pending() == 1 && strstr(stub_request(0)->url, "/execution/E1/results/csv"));
+	CHECK(stub_answer("/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
+	for (int i = 0; i < 5; i++) {
+		CHECK(readers[i]->answered == 1 && readers[i]->err == 0);
+		CHECK_STR(readers[i]->data, CSV_BODY);
+		stub_req_free(readers[i]);
+	}
+	CHECK(r->state == RESULT_COMMITTING); /* every byte read, the fsync to come */
+	stub_run_jobs(); /* the commit, on the worker */
+	CHECK(r->state == RESULT_COMPLETE);
+	snprintf(path, sizeof(path), "%s/results/E1.csv", cache_dir);
+	CHECK(stat(path, &st) == 0 && st.st_size == (off_t)strlen(CSV_BODY));
+
+	/* EOF at once, and no request more, however long one waits */
+	readers[0] = stub_req();
+	{
+		char *data;
+		size_t len;
+
+		CHECK(engine_read(readers[0], h, 4096, (off_t)strlen(CSV_BODY), &data, &len) == ENGINE_PARKED);
+	}
+	CHECK(readers[0]->answered == 1 && readers[0]->len == 0);
+	stub_req_free(readers[0]);
+	stub_advance(60000);
+	CHECK(stub_submitted() == 7); /* six polls and one page */
+	engine_release(h);
+}
+
+/* A status that stays broken ends a read after three failed polls in a row. */
+static void test_failed_polls(void)
+{
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("E2", RUNNING);
+	struct handle *h = open_file(dir, "results.json", &fi);
+	struct fuse_req *reader = read_at(h, 0);
+
+	for (int i = 1; i <= 3; i++) {
+		stub_advance(3000);
+		CHECK(stub_pending() == 1);
+		CHECK(stub_fail("/execution/E2/status") == 0);
+		CHECK(execution("E2")->poll_failures == i);
+		CHECK(reader->answered == (i == 3));
+	}
+	CHECK(reader->err == EIO);
+	CHECK(poll_state("E2") == POLL_IDLE); /* nobody waits any more */
+	stub_advance(60000);
+	CHECK(stub_pending() == 0);
+	stub_req_free(reader);
+	engine_release(h);
+}
+
+/* Ctrl-C ends one parked read; polling goes on for the others. */
+static void test_interrupt(void)
+{
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("E3", RUNNING);
+	struct handle *h = open_file(dir, "results.csv", &fi);
+	struct fuse_req *a = read_at(h, 0), *b = read_at(h, 0);
+
+	CHECK(a->interrupt != NULL);
+	a->interrupt(a, a->interrupt_data);
+	CHECK(a->answered == 1 && a->err == EINTR);
+	CHECK(b->answered == 0);
+	CHECK(execution("E3")->results[FORMAT_CSV].waiters == 1);
+	stub_run_due();
+	answer_status("E3", COMPLETED);
+	stub_run_due();
+	CHECK(stub_answer("/execution/E3/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
+	CHECK(b->answered == 1 && b->len == strlen(CSV_BODY));
+	CHECK(a->answered == 1);
+	stub_run_jobs();
+	stub_req_free(a);
+	stub_req_free(b);
+	engine_release(h);
+}
+
+/* A download that fails: readers get the error, the error file says why,
+ * and the next open tries again. */
+static void test_failed_download(void)
+{
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("E4", COMPLETED);
+	struct handle *h = open_file(dir, "results.csv", &fi), *again, *error;
+	struct result *r = &execution("E4")->results[FORMAT_CSV];
+	struct fuse_req *reader = read_at(h, 0);
+	char *text;
+	size_t len;
+
+	CHECK(r->state == RESULT_STREAMING);
+	stub_run_due();
+	CHECK(stub_answer("/execution/E4/results/csv", 500, JSON_HEADERS,
+			  "{\"error\": \"the export broke\"}") == 0);
+	CHECK(reader->answered == 1 && reader->err == EIO);
+	CHECK(r->state == RESULT_FAILED);
+	error = open_file(dir, "error", &fi);
+	CHECK(engine_read(NULL, error, 4096, 0, &text, &len) == 0);
+	CHECK(text && strstr(text, "the export broke"));
+	free(text);
+	engine_release(error);
+	engine_release(h);
+	CHECK(r->state == RESULT_FAILED && r->fd < 0 && r->size == 0);
+	again = open_file(dir, "results.csv", &fi);
+	CHECK(r->state == RESULT_ABSENT && r->error == 0);
+	engine_release(again);
+	stub_req_free(reader);
+}
+
+/* Over cache_size, the least recently used complete result nobody has open
+ * is evicted, by the worker, file and all. */
+static void test_eviction(void)
+{
+	const char *ids[] = {"E5", "E6"};
+	struct handle *h[2];
+	struct fuse_file_info fi;
+	char path[128];
+
+	for (int i = 0; i < 2; i++) {
+		char url[64];
+		fuse_ino_t dir = lookup_execution(ids[i], COMPLETED);
+		struct fuse_req *reader;
+
+		h[i] = open_file(dir, "results.csv", &fi);
+		reader = read_at(h[i], 0);
+		stub_run_due();
+		snprintf(url, sizeof(url), "/execution/%s/results/csv", ids[i]);
+		CHECK(stub_answer(url, 200, CSV_HEADERS, CSV_BODY) == 0);
+		CHECK(reader->answered == 1 && reader->len == strlen(CSV_BODY));
+		stub_req_free(reader);
+		stub_run_jobs();
+		if (i == 0) {
+			execution("E5")->results[FORMAT_CSV].last_used -= 10; /* older */
+			engine_release(h[0]);
+		}
+	}
+	/* E6's commit passed the cap: the trim is queued */
+	core_lock();
+	CHECK(results_cached_bytes_locked() == strlen(CSV_BODY));
+	core_unlock();
+	CHECK(execution("E5")->results[FORMAT_CSV].state == RESULT_ABSENT);
+	CHECK(execution("E6")->results[FORMAT_CSV].state == RESULT_COMPLETE);
+	snprintf(path, sizeof(path), "%s/results/E5.csv", cache_dir);
+	CHECK(access(path, F_OK) != 0);
+	snprintf(path, sizeof(path), "%s/results/E6.csv", cache_dir);
+	CHECK(access(path, F_OK) == 0);
+	engine_release(h[1]);
+}
+
+/* An index entry queued under the core lock when the worker cannot take
+ * jobs: nothing runs in line (it used to take the lock again), and the
+ * entry is written at the next flush. */
+static void test_index_under_lock(void)
+{
+	struct query *q;
+	char path[128];
+
+	stub_worker_refuse(1);
+	core_lock();
+	q = objects_query_locked("42", 1);
+	q->listed = 1;
+	index_put_query_locked(q);
+	core_unlock();
+	stub_worker_refuse(0);
+	snprintf(path, sizeof(path), "%s/queries/42", cache_dir);
+	CHECK(access(path, F_OK) != 0);
+	index_flush();
+	CHECK(access(path, F_OK) == 0);
+}
+
+int main(void)
+{
+	start(10ULL << 30);
+	test_one_poll_chain();
+	test_failed_polls();
+	test_interrupt();
+	test_failed_download();
+	test_index_under_lock();
+	stop();
+	start(2 * strlen(CSV_BODY) - 1);
+	test_eviction();
+	stop();
+	printf("engine: %d checks, %d failed\n", test_checks, test_failures);
+	return test_failures ? 1 : 0;
+}
