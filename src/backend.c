@@ -80,6 +80,19 @@ int api_fail(struct api_error *err, int errnum, long http_status, const char *fm
 	return -errnum;
 }
 
+int api_status_errno(long status)
+{
+	switch (status) {
+	case 400: return EINVAL;
+	case 401: return EACCES;
+	case 402: return EDQUOT;
+	case 403: return EACCES;
+	case 404: return ENOENT;
+	case 429: return EAGAIN;
+	default: return EIO;
+	}
+}
+
 void api_request_free(struct api_request *req)
 {
 	free(req->url);

@@ -59,6 +59,10 @@ struct api_error {
 int api_fail(struct api_error *err, int errnum, long http_status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* The errno an HTTP error status means before a backend reads the body:
+ * 400 EINVAL, 401/403 EACCES, 402 EDQUOT, 404 ENOENT, 429 EAGAIN, else EIO. */
+int api_status_errno(long status);
+
 /* Which call a request is, for reading its errors: the same HTTP status can
  * mean different things on different routes (redash answers 500 for a job
  * it does not know). */

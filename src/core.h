@@ -7,6 +7,8 @@
 #ifndef EXECFS_CORE_H
 #define EXECFS_CORE_H
 
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -137,6 +139,10 @@ struct handle {
 };
 
 /* Replaces a malloc'd string field with a copy of value (NULL: none). */
-void core_set_string(char **field, const char *value);
+static inline void core_set_string(char **field, const char *value)
+{
+	free(*field);
+	*field = value ? strdup(value) : NULL;
+}
 
 #endif

@@ -2,6 +2,7 @@
 #include "download.h"
 #include "apicall.h"
 #include "cache.h"
+#include "evict.h"
 #include "http.h"
 #include "log.h"
 #include "park.h"
@@ -23,7 +24,7 @@
 
 static void drop_ahead(struct result *r);
 
-void download_free(struct result *r)
+static void download_free(struct result *r)
 {
 	drop_ahead(r);
 	if (r->decoder)
@@ -285,6 +286,7 @@ static void commit(void *data)
 	}
 	core_lock();
 	result_committed_locked(r);
+	evict_soon_locked();
 	park_wake_locked(r, &ready);
 	core_unlock();
 	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,

@@ -11,8 +11,4 @@
  * cache file is created on the engine thread (no disk I/O here). */
 void download_start_locked(struct result *r);
 
-/* Frees what a download holds in memory (its decoder, buffers, the page
- * asked for ahead). Engine thread, or shutdown. */
-void download_free(struct result *r);
-
 #endif

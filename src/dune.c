@@ -36,15 +36,7 @@ static void dune_error_parse(const struct backend *b, enum api_call call,
 
 	(void)b;
 	(void)call;
-	switch (resp->status) {
-	case 400: errnum = EINVAL; break;
-	case 401: errnum = EACCES; break;
-	case 402: errnum = EDQUOT; break;
-	case 403: errnum = EACCES; break;
-	case 404: errnum = ENOENT; break;
-	case 429: errnum = EAGAIN; break;
-	default: errnum = EIO; break;
-	}
+	errnum = api_status_errno(resp->status);
 	if (api_response_is_json(resp))
 		doc = cJSON_ParseWithLength(resp->body, resp->len);
 	msg = cJSON_GetObjectItemCaseSensitive(doc, "error");
@@ -183,17 +175,26 @@ static int dune_fill_info(const cJSON *doc, const struct api_response *resp, str
 	return 0;
 }
 
-static int dune_status_parse(const struct backend *b, const struct api_response *resp,
-			     struct exec_info *info, struct api_error *err)
+/* A reply that tells of one execution (status, latest) into info. */
+static int dune_read_info(const struct api_response *resp, struct exec_info *info,
+			  struct api_error *err)
 {
 	cJSON *doc = api_json_reply(resp, err);
 	int rc;
 
-	(void)b;
 	if (!doc)
 		return -err->err;
 	rc = dune_fill_info(doc, resp, info, err);
 	cJSON_Delete(doc);
+	return rc;
+}
+
+static int dune_status_parse(const struct backend *b, const struct api_response *resp,
+			     struct exec_info *info, struct api_error *err)
+{
+	int rc = dune_read_info(resp, info, err);
+
+	(void)b;
 	if (rc)
 		return rc;
 	info->document = strndup(resp->body, resp->len);
@@ -230,14 +231,9 @@ static int dune_latest_request(const struct backend *b, const char *qid, struct 
 static int dune_latest_parse(const struct backend *b, const struct api_response *resp,
 			     struct exec_info *info, struct api_error *err)
 {
-	cJSON *doc = api_json_reply(resp, err);
-	int rc;
+	int rc = dune_read_info(resp, info, err);
 
 	(void)b;
-	if (!doc)
-		return -err->err;
-	rc = dune_fill_info(doc, resp, info, err);
-	cJSON_Delete(doc);
 	if (rc)
 		return rc;
 	if (!info->execution_id[0])

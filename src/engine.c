@@ -11,6 +11,8 @@
 #include "objects.h"
 #include "park.h"
 #include "poll.h"
+#include "evict.h"
+#include "reader.h"
 #include "result.h"
 #include "worker.h"
 
@@ -70,7 +72,7 @@ void engine_release(struct handle *h)
 		core_lock();
 		if (tree_kind(h->kind)->role == ROLE_LATEST)
 			latest_release_locked(h);
-		result_release_locked(h->result);
+		reader_release_locked(h->result);
 		core_unlock();
 	}
 	handle_free(h);
@@ -257,11 +259,11 @@ int engine_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	case ROLE_RESULT:
 		core_lock();
-		result_bind_locked(h, &((struct execution *)obj)->results[tree_kind(kind)->format]);
+		reader_bind_locked(h, &((struct execution *)obj)->results[tree_kind(kind)->format]);
 		core_unlock();
-		result_open_file(h);
+		reader_open_file(h);
 		core_lock();
-		result_open_flags_locked(h, fi);
+		reader_open_flags_locked(h, fi);
 		core_unlock();
 		break;
 	case ROLE_STATUS:
@@ -287,7 +289,7 @@ int engine_read(fuse_req_t req, struct handle *h, size_t size, off_t off, char *
 	switch (tree_kind(h->kind)->role) {
 	case ROLE_RESULT:
 	case ROLE_LATEST:
-		return result_read(req, h, size, off);
+		return reader_read(req, h, size, off);
 	case ROLE_EXECUTE:
 		return execute_read(h, size, off, data, len);
 	default:
@@ -371,7 +373,7 @@ void engine_init(const struct engine_config *cfg)
 		log_error("no background thread: results are committed in line, the index written at unmount");
 	index_load();
 	core_lock();
-	results_trim_locked(); /* cache_size may be smaller than last time */
+	evict_soon_locked(); /* cache_size may be smaller than last time */
 	core_unlock();
 	if (core_config.timeout)
 		http_later(250, sweep_timeouts, NULL);

@@ -36,7 +36,7 @@ static void finish_write(struct waiter *w, int err)
 	free(w); /* owned_by_request: whoever answered, it is freed here */
 }
 
-static int write_ready(struct waiter *w)
+static int write_ready_locked(struct waiter *w)
 {
 	return w->done;
 }
@@ -233,7 +233,7 @@ int execute_write(fuse_req_t req, struct handle *h, const char *buf, size_t size
 		core_unlock();
 		return -err.err;
 	}
-	w = park_waiter_new(req, PARK_REPLY_WRITE, NULL, write_ready);
+	w = park_waiter_new(req, PARK_REPLY_WRITE, NULL, write_ready_locked);
 	if (!w) {
 		cJSON_Delete(params);
 		http_request_free(http);
@@ -337,7 +337,7 @@ int cancel_write(fuse_req_t req, struct execution *ex, size_t size)
 			  rc == -EINVAL ? "a finished result has no run to cancel" : strerror(-rc));
 		return rc;
 	}
-	w = park_waiter_new(req, PARK_REPLY_WRITE, NULL, write_ready);
+	w = park_waiter_new(req, PARK_REPLY_WRITE, NULL, write_ready_locked);
 	if (!w) {
 		http_request_free(http);
 		return ENGINE_PARKED;

@@ -7,6 +7,7 @@
 #include "objects.h"
 #include "park.h"
 #include "poll.h"
+#include "reader.h"
 #include "result.h"
 
 #include <errno.h>
@@ -132,7 +133,7 @@ static void open_flags_locked(struct handle *h, struct fuse_file_info *fi)
 /* Once bound to its result: its file opened, then the flags. */
 static void finish_open(struct handle *h, struct fuse_file_info *fi)
 {
-	result_open_file(h);
+	reader_open_file(h);
 	core_lock();
 	open_flags_locked(h, fi);
 	core_unlock();
@@ -143,7 +144,7 @@ static void open_prepare(struct waiter *w)
 	finish_open(w->handle, &w->fi);
 }
 
-static int open_ready(struct waiter *w)
+static int open_ready_locked(struct waiter *w)
 {
 	struct query *q = w->target;
 	struct execution *ex;
@@ -157,7 +158,7 @@ static int open_ready(struct waiter *w)
 	ex = objects_execution_new_locked(q->latest, NULL);
 	if (!ex)
 		return w->err = ENOMEM, 1;
-	result_bind_locked(w->handle, &ex->results[tree_kind(w->handle->kind)->format]);
+	reader_bind_locked(w->handle, &ex->results[tree_kind(w->handle->kind)->format]);
 	return 1;
 }
 
@@ -172,14 +173,14 @@ int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_f
 	if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)core_config.max_age)
 		ex = objects_execution_new_locked(q->latest, NULL);
 	if (ex) {
-		result_bind_locked(h, &ex->results[format]);
+		reader_bind_locked(h, &ex->results[format]);
 		core_unlock();
 		finish_open(h, fi);
 		return 0;
 	}
 	resolve_locked(q);
 	core_unlock();
-	w = park_waiter_new(req, PARK_REPLY_OPEN, q, open_ready);
+	w = park_waiter_new(req, PARK_REPLY_OPEN, q, open_ready_locked);
 	if (!w) {
 		drop(h);
 		return ENGINE_PARKED;

@@ -13,12 +13,6 @@ static struct object **objects;
 static unsigned object_count, object_alloc;
 static struct object *buckets[HASH_BUCKETS];
 
-void core_set_string(char **field, const char *value)
-{
-	free(*field);
-	*field = value ? strdup(value) : NULL;
-}
-
 static unsigned hash_id(enum object_type type, const char *id)
 {
 	unsigned h = 2166136261u ^ (unsigned)type;

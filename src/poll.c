@@ -254,7 +254,7 @@ static void poll_done(struct http_request *req)
 
 /* ---- requests that wait for a fresh status ---------------------------- */
 
-static int status_open_ready(struct waiter *w)
+static int status_open_ready_locked(struct waiter *w)
 {
 	struct execution *ex = w->target;
 
@@ -285,7 +285,7 @@ int poll_open_status(fuse_req_t req, struct execution *ex, struct handle *h,
 		return 0;
 	}
 	core_unlock();
-	w = park_waiter_new(req, PARK_REPLY_OPEN, ex, status_open_ready);
+	w = park_waiter_new(req, PARK_REPLY_OPEN, ex, status_open_ready_locked);
 	if (!w) {
 		drop(h);
 		return ENGINE_PARKED;
@@ -304,7 +304,7 @@ int poll_open_status(fuse_req_t req, struct execution *ex, struct handle *h,
 	return ENGINE_PARKED;
 }
 
-static int lookup_ready(struct waiter *w)
+static int lookup_ready_locked(struct waiter *w)
 {
 	struct execution *ex = w->target;
 
@@ -345,7 +345,7 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 	core_unlock();
 	if (!ex)
 		return -ENOMEM;
-	w = park_waiter_new(req, PARK_REPLY_ENTRY, ex, lookup_ready);
+	w = park_waiter_new(req, PARK_REPLY_ENTRY, ex, lookup_ready_locked);
 	if (!w)
 		return ENGINE_PARKED;
 	w->count = &ex->waiters;

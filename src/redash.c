@@ -88,15 +88,7 @@ static void redash_error_parse(const struct backend *b, enum api_call call,
 	int errnum;
 
 	(void)b;
-	switch (resp->status) {
-	case 400: errnum = EINVAL; break;
-	case 401: errnum = EACCES; break;
-	case 402: errnum = EDQUOT; break;
-	case 403: errnum = EACCES; break;
-	case 404: errnum = ENOENT; break;
-	case 429: errnum = EAGAIN; break;
-	default: errnum = EIO; break;
-	}
+	errnum = api_status_errno(resp->status);
 	if (api_response_is_json(resp))
 		doc = cJSON_ParseWithLength(resp->body, resp->len);
 	msg = error_message(doc);

@@ -1,14 +1,13 @@
-/* result.h - a result as its readers see it: its state, its bytes on local
- * disk, its opens and parked reads, and the cap on the cache (eviction).
+/* result.h - a result's state and its bytes on local disk: the one setter
+ * of its state, its descriptor, and the count of cached bytes.
  *
- * download.c fills a result; this file serves it.
+ * download.c fills a result, reader.c serves it, evict.c keeps the cache
+ * under its cap; all three change it through here.
  */
 #ifndef EXECFS_RESULT_H
 #define EXECFS_RESULT_H
 
 #include "core.h"
-
-struct waiter;
 
 /* Sets up r for ex; cached_size >= 0 when the cache holds it complete
  * (mtime: when it was stored). */
@@ -28,25 +27,6 @@ int result_whole(const struct result *r);
 /* Whether a download is under way (streaming or committing). */
 int result_busy(const struct result *r);
 
-/* An open file h starts reading r: counted, and a failed download forgotten
- * so that this open tries again. */
-void result_bind_locked(struct handle *h, struct result *r);
-
-/* Opens the cache file of h's result if it is complete and not open yet.
- * Lock not held (it reads the disk). */
-void result_open_file(struct handle *h);
-
-/* Open flags for executions/<eid>/results.*: direct I/O and size 0 until
- * the result is whole, then the page cache, kept across opens. */
-void result_open_flags_locked(struct handle *h, struct fuse_file_info *fi);
-
-/* A read of h at off: answered from disk, or parked until the bytes come,
- * the run ends or fails. Returns ENGINE_PARKED (the request is taken). */
-int result_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
-
-/* An open of r ends. */
-void result_release_locked(struct result *r);
-
 /* Replaces r's descriptor (-1: closes it), deferring the close while a
  * reply still reads the old one. */
 void result_set_fd_locked(struct result *r, int fd);
@@ -54,10 +34,9 @@ void result_set_fd_locked(struct result *r, int fd);
 /* The download of r ended with all its bytes committed to the cache. */
 void result_committed_locked(struct result *r);
 
-/* Keeps complete results under cache_size: the least recently opened go
- * first; one that is open or being downloaded stays. The files are removed
- * by the worker thread. */
-void results_trim_locked(void);
+/* A complete result is no longer in the cache (evicted, or removed behind
+ * our back): its bytes are no longer counted. */
+void result_forget_locked(struct result *r);
 
 /* Bytes of complete results in the cache. */
 unsigned long long results_cached_bytes_locked(void);

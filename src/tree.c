@@ -126,7 +126,7 @@ void tree_fill_static_dir(fuse_ino_t ino, struct stat *st)
 	st->st_atime = st->st_mtime = st->st_ctime = core_mount_time;
 }
 
-static int link_target(struct object *obj, enum file_kind kind, char *out, size_t size)
+static int link_target_locked(struct object *obj, enum file_kind kind, char *out, size_t size)
 {
 	if (kind == FILE_LAST)
 		return snprintf(out, size, "../../executions/%s", ((struct query *)obj)->last);
@@ -139,7 +139,7 @@ int tree_readlink_locked(struct object *obj, enum file_kind kind, char *target, 
 		return -EINVAL;
 	if (!present_locked(obj, kind))
 		return -EINVAL;
-	link_target(obj, kind, target, size);
+	link_target_locked(obj, kind, target, size);
 	return 0;
 }
 
@@ -228,7 +228,7 @@ void tree_fill_attr_locked(struct object *obj, enum file_kind kind, struct handl
 	case ROLE_CANCEL:
 		break;
 	case ROLE_LINK:
-		st->st_size = link_target(obj, kind, target, sizeof(target));
+		st->st_size = link_target_locked(obj, kind, target, sizeof(target));
 		break;
 	case ROLE_RESULT:
 	case ROLE_LATEST:
@@ -264,7 +264,7 @@ struct list_ctx {
 	void *ctx;
 };
 
-static void list_object(struct object *obj, void *data)
+static void list_object_locked(struct object *obj, void *data)
 {
 	struct list_ctx *l = data;
 
@@ -289,7 +289,7 @@ int tree_list_locked(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fu
 		add(ctx, "queries", INO_QUERIES, S_IFDIR);
 		add(ctx, "executions", INO_EXECUTIONS, S_IFDIR);
 	} else if (ino == INO_QUERIES || ino == INO_EXECUTIONS) {
-		objects_each_locked(ino == INO_QUERIES ? OBJECT_QUERY : OBJECT_EXECUTION, list_object, &l);
+		objects_each_locked(ino == INO_QUERIES ? OBJECT_QUERY : OBJECT_EXECUTION, list_object_locked, &l);
 	} else {
 		for (int k = 1; k < FILE_KIND_COUNT; k++)
 			if (present_locked(obj, (enum file_kind)k))

@@ -1,0 +1,169 @@
+/* reader.c - a cached result as readers see it: opens, reads, closes. */
+#include "reader.h"
+#include "cache.h"
+#include "download.h"
+#include "evict.h"
+#include "http.h"
+#include "log.h"
+#include "park.h"
+#include "poll.h"
+#include "result.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void reader_bind_locked(struct handle *h, struct result *r)
+{
+	h->result = r;
+	r->opens++;
+	r->last_used = time(NULL);
+	if (r->state == RESULT_FAILED || r->state == RESULT_UNKEPT) {
+		r->error = 0; /* a new open tries again */
+		core_set_string(&r->error_message, NULL);
+	}
+	if (r->state == RESULT_FAILED)
+		result_set_state_locked(r, RESULT_ABSENT);
+	if (r->state == RESULT_ABSENT && r->fd < 0)
+		r->size = 0;
+}
+
+void reader_open_file(struct handle *h)
+{
+	struct result *r = h->result;
+	char eid[sizeof(r->ex->obj.id)];
+	int need, fd;
+	off_t size = 0;
+
+	core_lock();
+	need = r->state == RESULT_COMPLETE && r->fd < 0;
+	memcpy(eid, r->ex->obj.id, sizeof(eid));
+	core_unlock();
+	if (!need)
+		return;
+	fd = cache_result_open(eid, r->format, &size, NULL);
+	core_lock();
+	if (r->state == RESULT_COMPLETE && r->fd < 0) {
+		if (fd >= 0) {
+			r->fd = fd;
+			r->size = size;
+			fd = -1;
+		} else {
+			result_forget_locked(r); /* removed behind our back */
+		}
+	}
+	core_unlock();
+	if (fd >= 0)
+		close(fd); /* another open got there first */
+}
+
+void reader_open_flags_locked(struct handle *h, struct fuse_file_info *fi)
+{
+	fi->direct_io = !result_whole(h->result);
+	fi->keep_cache = 1;
+}
+
+/* A reply that could not have a descriptor of its own (thousands of replies
+ * at once): the bytes are copied here, outside the lock, while the pin keeps
+ * the result's descriptor open. */
+static void read_pinned(struct waiter *w)
+{
+	struct result *r = w->pinned;
+	ssize_t n;
+
+	w->data = malloc(w->data_len);
+	n = w->data ? pread(w->pinned_fd, w->data, w->data_len, w->data_off) : -1;
+	if (n < 0) {
+		log_error("executions/%s: reading the cached result: %s", r->ex->obj.id,
+			  strerror(w->data ? errno : ENOMEM));
+		free(w->data);
+		w->data = NULL;
+		w->err = EIO;
+	} else {
+		w->data_len = (size_t)n;
+	}
+	core_lock();
+	if (--r->pins == 0 && r->retired_fd >= 0) {
+		close(r->retired_fd);
+		r->retired_fd = -1;
+	}
+	core_unlock();
+	w->pinned = NULL;
+}
+
+/* Whether a read can be answered now (park's ready test). */
+static int read_ready_locked(struct waiter *w)
+{
+	struct result *r = w->target;
+	struct execution *ex = r->ex;
+	int err;
+
+	if (r->size > w->off) {
+		/* its own descriptor: the reply goes out after the lock is dropped,
+		 * when a restarted download may have replaced r->fd */
+		w->data_off = w->off;
+		w->data_len = (size_t)(r->size - w->off) < w->size ? (size_t)(r->size - w->off) : w->size;
+		w->fd = dup(r->fd);
+		if (w->fd < 0) {
+			w->pinned = r;
+			w->pinned_fd = r->fd;
+			w->prepare = read_pinned;
+			r->pins++;
+		}
+		return 1;
+	}
+	if (result_whole(r))
+		return 1; /* end of file */
+	if (r->state == RESULT_FAILED)
+		return w->err = r->error, 1;
+	switch (ex->state) {
+	case EXEC_SUCCESS:
+	case EXEC_PARTIAL:
+		download_start_locked(r);
+		break;
+	case EXEC_FAILURE:
+		return w->err = EIO, 1;
+	case EXEC_CANCELLED:
+		return w->err = ECANCELED, 1;
+	case EXEC_EXPIRED:
+		return w->err = ENODATA, 1;
+	default:
+		if ((err = poll_wait_locked(w, ex)))
+			return w->err = err, 1;
+		break;
+	}
+	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+		return w->err = ETIMEDOUT, 1;
+	return 0;
+}
+
+int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct waiter *w = park_waiter_new(req, PARK_REPLY_DATA, h->result, read_ready_locked);
+
+	if (!w)
+		return ENGINE_PARKED;
+	w->count = &h->result->waiters;
+	w->handle = NULL; /* a read hands no handle over */
+	w->off = off;
+	w->size = size;
+	w->since_ms = http_now_ms();
+	if (core_config.timeout)
+		w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
+	park(w);
+	return ENGINE_PARKED;
+}
+
+void reader_release_locked(struct result *r)
+{
+	if (--r->opens > 0 || result_busy(r) || r->fd < 0)
+		return;
+	result_set_fd_locked(r, -1);
+	if (r->state != RESULT_COMPLETE) {
+		r->size = 0; /* a failed download's bytes went with it */
+		if (r->state == RESULT_UNKEPT)
+			result_set_state_locked(r, r->error ? RESULT_FAILED : RESULT_ABSENT);
+	}
+	evict_soon_locked();
+}
