@@ -37,3 +37,12 @@ void core_unlock(void)
 {
 	check(pthread_mutex_unlock(&lock), "released by a thread not holding it");
 }
+
+int core_lock_checked(void)
+{
+#ifdef LOCK_CHECKED
+	return 1;
+#else
+	return 0;
+#endif
+}

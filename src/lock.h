@@ -15,4 +15,7 @@
 void core_lock(void);
 void core_unlock(void);
 
+/* Whether this build checks the lock (1: a misuse aborts). */
+int core_lock_checked(void);
+
 #endif

@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int test_failures;
@@ -334,8 +336,33 @@ static void test_index_under_lock(void)
 	CHECK(access(path, F_OK) == 0);
 }
 
+/* In a checked build, taking the lock twice on one thread aborts at once
+ * instead of hanging for ever. */
+static void test_relock_aborts(void)
+{
+	pid_t pid;
+	int status;
+
+	if (!core_lock_checked())
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, 2);
+		alarm(5);
+		core_lock();
+		core_lock();
+		_exit(0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+}
+
 int main(void)
 {
+	test_relock_aborts();
 	start(10ULL << 30);
 	test_one_poll_chain();
 	test_failed_polls();
