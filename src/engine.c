@@ -372,9 +372,7 @@ void engine_init(const struct engine_config *cfg)
 	if (worker_start())
 		log_error("no background thread: results are committed in line, the index written at unmount");
 	index_load();
-	core_lock();
-	evict_soon_locked(); /* cache_size may be smaller than last time */
-	core_unlock();
+	evict_now(); /* cache_size may be smaller than last time */
 	if (core_config.timeout)
 		http_later(250, sweep_timeouts, NULL);
 	if (core_config.mount_dev[0])

@@ -81,3 +81,8 @@ void evict_soon_locked(void)
 		log_error("cannot evict results over cache_size now: no background thread");
 	}
 }
+
+void evict_now(void)
+{
+	trim(NULL);
+}

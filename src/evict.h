@@ -10,4 +10,8 @@
 /* Queues an eviction pass when the cached bytes pass the cap. */
 void evict_soon_locked(void);
 
+/* Runs a pass now, in the caller (lock not held): at start, so that a
+ * smaller cache_size holds before the mount answers anything. */
+void evict_now(void);
+
 #endif
