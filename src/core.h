@@ -109,6 +109,7 @@ struct execution {
 	int known;		/* the API knows it: listed, persisted */
 	long long missing_until_ms; /* a 404 said it does not exist, until then */
 	int waiters;		/* parked opens of status files and lookups */
+	unsigned prefetch;	/* 1 << format: to download as soon as the run ends */
 	/* polling (poll.c) */
 	enum poll_state poll;
 	int lookup_error;	/* errno of the last failed status request */

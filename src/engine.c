@@ -113,9 +113,9 @@ int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fu
 		}
 	} else if (!(obj = tree_object_by_ino_locked(parent, &kind))) {
 		rc = -ENOENT;
-	} else if (kind != FILE_DIR) {
+	} else if (tree_kind(kind)->role != ROLE_DIR) {
 		rc = -ENOTDIR;
-	} else if ((k = tree_find_locked(obj, name)) >= 0) {
+	} else if ((k = tree_find_locked(obj, kind, name)) >= 0) {
 		tree_fill_entry_locked(obj, (enum file_kind)k, e);
 		rc = 0;
 	}
@@ -240,9 +240,11 @@ int engine_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	core_lock();
 	obj = tree_object_by_ino_locked(ino, &kind);
 	core_unlock();
-	if (!obj || kind == FILE_DIR)
-		return obj ? -EISDIR : -ENOENT;
+	if (!obj)
+		return -ENOENT;
 	role = tree_kind(kind)->role;
+	if (role == ROLE_DIR)
+		return -EISDIR;
 	if (access != O_RDONLY && role != ROLE_EXECUTE && role != ROLE_CANCEL)
 		return -EACCES;
 	if (role == ROLE_CANCEL && access != O_WRONLY)
@@ -261,6 +263,10 @@ int engine_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		core_lock();
 		reader_bind_locked(h, &((struct execution *)obj)->results[tree_kind(kind)->format]);
 		core_unlock();
+		if (!tree_kind(kind)->stream) {
+			rc = reader_open_whole(req, h, fi, engine_release);
+			break;
+		}
 		reader_open_file(h);
 		core_lock();
 		reader_open_flags_locked(h, fi);

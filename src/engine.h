@@ -22,6 +22,7 @@ struct engine_config {
 	unsigned max_age;	/* seconds a latest.* answer is reused */
 	unsigned timeout;	/* seconds a read may wait; 0 = no limit */
 	unsigned long long cache_size; /* cap on cached result bytes */
+	unsigned prefetch;	/* 1 << format: downloaded as soon as a run started here ends */
 	char mount_dev[32];	/* "major:minor" of the mount, for noticing a lazy unmount */
 };
 

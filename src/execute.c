@@ -75,6 +75,8 @@ static void execute_done(struct http_request *req)
 		if (info.state == EXEC_UNKNOWN)
 			info.state = EXEC_PENDING;
 		poll_apply_status_locked(ex, &info); /* no status document yet: the first read asks */
+		if (core_config.prefetch)
+			poll_prefetch_locked(ex, core_config.prefetch);
 		snprintf(q->last, sizeof(q->last), "%s", ex->obj.id);
 		q->listed = 1;
 		core_set_string(&q->error, NULL);

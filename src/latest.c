@@ -144,6 +144,19 @@ static void open_prepare(struct waiter *w)
 	finish_open(w->handle, &w->fi);
 }
 
+/* A whole open (not stream/) bound to a result not whole yet waits on the
+ * result from now on, as an open of results.* does (lock held). */
+static int wait_whole_locked(struct waiter *w)
+{
+	struct result *r = w->handle->result;
+
+	if (tree_kind(w->handle->kind)->stream || result_whole(r))
+		return 1;
+	park_retarget_locked(w, r, &r->waiters);
+	w->ready = reader_whole_ready_locked;
+	return reader_whole_ready_locked(w);
+}
+
 static int open_ready_locked(struct waiter *w)
 {
 	struct query *q = w->target;
@@ -159,7 +172,7 @@ static int open_ready_locked(struct waiter *w)
 	if (!ex)
 		return w->err = ENOMEM, 1;
 	reader_bind_locked(w->handle, &ex->results[tree_kind(w->handle->kind)->format]);
-	return 1;
+	return wait_whole_locked(w);
 }
 
 int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_file_info *fi,
@@ -169,29 +182,42 @@ int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_f
 	struct execution *ex = NULL;
 	struct waiter *w;
 
+	int ready;
+
 	core_lock();
 	if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)core_config.max_age)
 		ex = objects_execution_new_locked(q->latest, NULL);
 	if (ex) {
 		reader_bind_locked(h, &ex->results[format]);
+		ready = tree_kind(h->kind)->stream || result_whole(h->result);
 		core_unlock();
-		finish_open(h, fi);
-		return 0;
+		if (ready) {
+			finish_open(h, fi);
+			return 0;
+		}
+		/* a fresh answer, a result not here yet: wait for it whole */
+		w = park_waiter_new(req, PARK_REPLY_OPEN, h->result, reader_whole_ready_locked);
+		if (!w) {
+			drop(h);
+			return ENGINE_PARKED;
+		}
+		reader_wait_setup(w, h, drop, fi);
+	} else {
+		resolve_locked(q);
+		core_unlock();
+		w = park_waiter_new(req, PARK_REPLY_OPEN, q, open_ready_locked);
+		if (!w) {
+			drop(h);
+			return ENGINE_PARKED;
+		}
+		w->handle = h;
+		w->drop = drop;
+		w->fi = *fi;
+		w->since_ms = http_now_ms();
+		if (core_config.timeout)
+			w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
 	}
-	resolve_locked(q);
-	core_unlock();
-	w = park_waiter_new(req, PARK_REPLY_OPEN, q, open_ready_locked);
-	if (!w) {
-		drop(h);
-		return ENGINE_PARKED;
-	}
-	w->handle = h;
-	w->drop = drop;
 	w->prepare = open_prepare;
-	w->fi = *fi;
-	w->since_ms = http_now_ms();
-	if (core_config.timeout)
-		w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
 	park(w);
 	return ENGINE_PARKED;
 }

@@ -28,6 +28,7 @@ struct options {
 	char *cache_size;
 	char *performance;
 	char *ca_file;
+	char *prefetch;
 	unsigned max_age;
 	unsigned timeout;
 	int show_help;
@@ -44,6 +45,7 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("cache_size=%s", cache_size),
 	OPTION("performance=%s", performance),
 	OPTION("ca_file=%s", ca_file),
+	OPTION("prefetch=%s", prefetch),
 	OPTION("max_age=%u", max_age),
 	OPTION("timeout=%u", timeout),
 	OPTION("-h", show_help),
@@ -102,10 +104,37 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     longest a read waits for a run; 0 = no limit (default 0)\n"
 	       "    -o performance=medium|large  dune: engine size for new executions\n"
 	       "    -o ca_file=PATH        CA bundle for https (certificates are always verified)\n"
+	       "    -o prefetch=FORMATS    download these formats (csv,json,ndjson) of a run started\n"
+	       "                           here as soon as it ends; costs what reading them would\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          the version\n"
 	       "\n",
 	       prog);
+}
+
+/* "csv,json" into a mask of 1 << format; -EINVAL naming nothing known. */
+static int parse_formats(const char *text, unsigned *mask)
+{
+	char *copy = strdup(text), *save = NULL;
+	int rc = 0;
+
+	*mask = 0;
+	if (!copy)
+		return -ENOMEM;
+	for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+		int f;
+
+		for (f = 0; f < FORMAT_COUNT; f++)
+			if (strcmp(word, result_format_ext((enum result_format)f)) == 0)
+				break;
+		if (f == FORMAT_COUNT) {
+			rc = -EINVAL;
+			break;
+		}
+		*mask |= 1u << f;
+	}
+	free(copy);
+	return rc;
 }
 
 static int take_source(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -115,6 +144,19 @@ static int take_source(void *data, const char *arg, int key, struct fuse_args *o
 	(void)outargs;
 	if (key == FUSE_OPT_KEY_NONOPT && !opts->source) {
 		opts->source = strdup(arg);
+		return 0;
+	}
+	/* prefetch=csv,json: -o splits it at the comma, and the formats after
+	 * the first come here alone */
+	if (key == FUSE_OPT_KEY_OPT && opts->prefetch && parse_formats(arg, &(unsigned){0}) == 0) {
+		size_t len = strlen(opts->prefetch) + strlen(arg) + 2;
+		char *joined = malloc(len);
+
+		if (!joined)
+			return -1;
+		snprintf(joined, len, "%s,%s", opts->prefetch, arg);
+		free(opts->prefetch);
+		opts->prefetch = joined;
 		return 0;
 	}
 	/* x-systemd.automount, x-systemd.requires=..., X-mount.mkdir, ...:
@@ -325,6 +367,7 @@ int main(int argc, char *argv[])
 	struct api_error err;
 	char *key = NULL, *auth = NULL, *cache_dir = NULL;
 	unsigned long long cache_size = 10ULL << 30;
+	unsigned prefetch = 0;
 	int ret = 1;
 
 	if (fuse_opt_parse(&args, &opts, option_spec, take_source) == -1)
@@ -370,6 +413,11 @@ int main(int argc, char *argv[])
 			opts.cache_size);
 		goto out_cmd;
 	}
+	if (opts.prefetch && parse_formats(opts.prefetch, &prefetch)) {
+		fprintf(stderr, "execfs: prefetch=%s: expected formats among csv, json, ndjson "
+				"(e.g. prefetch=csv,json)\n", opts.prefetch);
+		goto out_cmd;
+	}
 	key = find_key(&opts, &backend);
 	if (!key)
 		goto out_cmd;
@@ -411,6 +459,7 @@ int main(int argc, char *argv[])
 	engine.max_age = opts.max_age;
 	engine.timeout = opts.timeout;
 	engine.cache_size = cache_size;
+	engine.prefetch = prefetch;
 	find_mount_dev(cmd.mountpoint, engine.mount_dev, sizeof(engine.mount_dev));
 	engine_init(&engine);
 	log_info("mounted %s on %s (cache %s)", opts.source, cmd.mountpoint, cache_dir);
@@ -452,6 +501,7 @@ out_args:
 	free(opts.cache_size);
 	free(opts.performance);
 	free(opts.ca_file);
+	free(opts.prefetch);
 	fuse_opt_free_args(&args);
 	return ret;
 }

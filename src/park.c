@@ -89,6 +89,16 @@ static void send_reply(struct waiter *w)
 	}
 }
 
+void park_retarget_locked(struct waiter *w, void *target, int *count)
+{
+	if (w->state == WAIT_LISTED && w->count)
+		(*w->count)--;
+	w->target = target;
+	w->count = count;
+	if (w->state == WAIT_LISTED && w->count)
+		(*w->count)++;
+}
+
 void park_take_locked(struct waiter *w, struct waiter **ready)
 {
 	if (w->state == WAIT_LISTED)

@@ -85,6 +85,10 @@ int park(struct waiter *w);
 /* Moves every listed waiter on target that is ready onto *ready (lock held). */
 void park_wake_locked(void *target, struct waiter **ready);
 
+/* w waits on another target from now on, counted in count (lock held;
+ * from its ready test too). */
+void park_retarget_locked(struct waiter *w, void *target, int *count);
+
 /* Moves one listed waiter onto *ready, answered by its own fields (lock held). */
 void park_take_locked(struct waiter *w, struct waiter **ready);
 

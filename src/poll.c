@@ -69,10 +69,10 @@ void poll_now_locked(struct execution *ex)
 	schedule_locked(ex, 0);
 }
 
-/* Waiters on ex or its results. */
+/* Waiters on ex or its results, and a prefetch to come. */
 static int interest_locked(struct execution *ex)
 {
-	int n = ex->waiters;
+	int n = ex->waiters + (ex->prefetch != 0);
 
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		n += ex->results[f].waiters;
@@ -107,17 +107,35 @@ int poll_wait_locked(struct waiter *w, struct execution *ex)
 	return 0;
 }
 
-/* Acts on what a poll learnt: downloads for readers, or their errors. */
+/* Acts on what a poll learnt: downloads for readers and prefetches, or
+ * their errors. */
 static void state_changed_locked(struct execution *ex, struct waiter **ready)
 {
+	int succeeded = ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL;
+
 	for (int f = 0; f < FORMAT_COUNT; f++) {
 		struct result *r = &ex->results[f];
 
-		if ((ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) && r->waiters)
+		if (succeeded && (r->waiters || (ex->prefetch & (1u << f))))
 			download_start_locked(r);
 		park_wake_locked(r, ready);
 	}
+	if (exec_state_is_terminal(ex->state))
+		ex->prefetch = 0;
 	park_wake_locked(ex, ready);
+}
+
+void poll_prefetch_locked(struct execution *ex, unsigned formats)
+{
+	ex->prefetch = formats;
+	if (!exec_state_is_terminal(ex->state)) {
+		poll_ensure_locked(ex);
+		return;
+	}
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		if ((ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) && (formats & (1u << f)))
+			download_start_locked(&ex->results[f]);
+	ex->prefetch = 0;
 }
 
 void poll_apply_status_locked(struct execution *ex, struct exec_info *info)

@@ -35,6 +35,10 @@ void poll_now_locked(struct execution *ex);
  * on, with polling kept going. */
 int poll_wait_locked(struct waiter *w, struct execution *ex);
 
+/* -o prefetch: the formats of ex to download as soon as it ends; ex is
+ * polled until then, whoever reads. */
+void poll_prefetch_locked(struct execution *ex, unsigned formats);
+
 /* What the API said of ex (a status, a latest answer, an execute reply):
  * applied, logged when the run failed, persisted when it changed. */
 void poll_apply_status_locked(struct execution *ex, struct exec_info *info);

@@ -92,12 +92,40 @@ static void read_pinned(struct waiter *w)
 	w->pinned = NULL;
 }
 
+/* What a waiter on r not there yet does (lock held): the download started
+ * or the run polled, and 0 to wait on; or the errno that ends the wait. */
+static int drive_locked(struct waiter *w, struct result *r)
+{
+	struct execution *ex = r->ex;
+	int err;
+
+	if (r->state == RESULT_FAILED)
+		return r->error;
+	switch (ex->state) {
+	case EXEC_SUCCESS:
+	case EXEC_PARTIAL:
+		download_start_locked(r);
+		break;
+	case EXEC_FAILURE:
+		return EIO;
+	case EXEC_CANCELLED:
+		return ECANCELED;
+	case EXEC_EXPIRED:
+		return ENODATA;
+	default:
+		if ((err = poll_wait_locked(w, ex)))
+			return err;
+		break;
+	}
+	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+		return ETIMEDOUT;
+	return 0;
+}
+
 /* Whether a read can be answered now (park's ready test). */
 static int read_ready_locked(struct waiter *w)
 {
 	struct result *r = w->target;
-	struct execution *ex = r->ex;
-	int err;
 
 	if (r->size > w->off) {
 		/* its own descriptor: the reply goes out after the lock is dropped,
@@ -115,27 +143,65 @@ static int read_ready_locked(struct waiter *w)
 	}
 	if (result_whole(r))
 		return 1; /* end of file */
-	if (r->state == RESULT_FAILED)
-		return w->err = r->error, 1;
-	switch (ex->state) {
-	case EXEC_SUCCESS:
-	case EXEC_PARTIAL:
-		download_start_locked(r);
-		break;
-	case EXEC_FAILURE:
-		return w->err = EIO, 1;
-	case EXEC_CANCELLED:
-		return w->err = ECANCELED, 1;
-	case EXEC_EXPIRED:
-		return w->err = ENODATA, 1;
-	default:
-		if ((err = poll_wait_locked(w, ex)))
-			return w->err = err, 1;
-		break;
+	return (w->err = drive_locked(w, r)) != 0;
+}
+
+int reader_whole_ready_locked(struct waiter *w)
+{
+	struct result *r = w->target;
+
+	if (result_whole(r))
+		return 1;
+	return (w->err = drive_locked(w, r)) != 0;
+}
+
+/* A whole open's last step, outside the lock: the cache file, the flags. */
+static void whole_prepare(struct waiter *w)
+{
+	reader_open_file(w->handle);
+	core_lock();
+	reader_open_flags_locked(w->handle, &w->fi);
+	core_unlock();
+}
+
+int reader_open_whole(fuse_req_t req, struct handle *h, struct fuse_file_info *fi,
+		      void (*drop)(struct handle *h))
+{
+	struct result *r = h->result;
+	struct waiter *w;
+	int whole;
+
+	core_lock();
+	whole = result_whole(r);
+	core_unlock();
+	if (whole) {
+		reader_open_file(h);
+		core_lock();
+		reader_open_flags_locked(h, fi);
+		core_unlock();
+		return 0;
 	}
-	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
-		return w->err = ETIMEDOUT, 1;
-	return 0;
+	w = park_waiter_new(req, PARK_REPLY_OPEN, r, reader_whole_ready_locked);
+	if (!w) {
+		drop(h);
+		return ENGINE_PARKED;
+	}
+	reader_wait_setup(w, h, drop, fi);
+	w->prepare = whole_prepare;
+	park(w);
+	return ENGINE_PARKED;
+}
+
+void reader_wait_setup(struct waiter *w, struct handle *h, void (*drop)(struct handle *h),
+		       struct fuse_file_info *fi)
+{
+	w->count = &h->result->waiters;
+	w->handle = h;
+	w->drop = drop;
+	w->fi = *fi;
+	w->since_ms = http_now_ms();
+	if (core_config.timeout)
+		w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
 }
 
 int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off)

@@ -8,6 +8,8 @@
 
 #include "core.h"
 
+struct waiter;
+
 /* An open file h starts reading r: counted, and a failed download forgotten
  * so that this open tries again. */
 void reader_bind_locked(struct handle *h, struct result *r);
@@ -19,6 +21,20 @@ void reader_open_file(struct handle *h);
 /* Open flags for executions/<eid>/results.*: direct I/O and size 0 until
  * the result is whole, then the page cache, kept across opens. */
 void reader_open_flags_locked(struct handle *h, struct fuse_file_info *fi);
+
+/* Opens of results.* (not stream/): 0 when h's result is whole now (fi
+ * set for the page cache), else ENGINE_PARKED until it is, or until the
+ * errno a read would get (drop lets go of h then). */
+int reader_open_whole(fuse_req_t req, struct handle *h, struct fuse_file_info *fi,
+		      void (*drop)(struct handle *h));
+
+/* The ready test of an open waiting for its result (w->target) to be whole:
+ * drives the download or the polling like a read (lock held). */
+int reader_whole_ready_locked(struct waiter *w);
+
+/* Fills an open's waiter on h's result: its count, handle, flags, deadline. */
+void reader_wait_setup(struct waiter *w, struct handle *h, void (*drop)(struct handle *h),
+		       struct fuse_file_info *fi);
 
 /* A read of h at off: answered from disk, or parked until the bytes come,
  * the run ends or fails. Returns ENGINE_PARKED (the request is taken). */

@@ -13,22 +13,35 @@
 /* The block size results report: what tools take as their read size. */
 #define RESULT_READ_BLOCK (1024 * 1024)
 
+#define DIR S_IFDIR | 0555
+#define RO S_IFREG | 0444
+#define Q 0 /* under queries/<qid> */
+#define X 1 /* under executions/<eid> */
+
 static const struct file_kind_info kinds[FILE_KIND_COUNT] = {
-	[FILE_DIR] = {NULL, 0, ROLE_DIR, FORMAT_CSV, S_IFDIR | 0555},
-	[FILE_LATEST_CSV] = {"latest.csv", 0, ROLE_LATEST, FORMAT_CSV, S_IFREG | 0444},
-	[FILE_LATEST_JSON] = {"latest.json", 0, ROLE_LATEST, FORMAT_JSON, S_IFREG | 0444},
-	[FILE_LATEST_NDJSON] = {"latest.ndjson", 0, ROLE_LATEST, FORMAT_NDJSON, S_IFREG | 0444},
-	[FILE_EXECUTE] = {"execute", 0, ROLE_EXECUTE, FORMAT_CSV, S_IFREG | 0644},
-	[FILE_LAST] = {"last", 0, ROLE_LINK, FORMAT_CSV, S_IFLNK | 0777},
-	[FILE_QUERY_ERROR] = {"error", 0, ROLE_TEXT, FORMAT_CSV, S_IFREG | 0444},
-	[FILE_STATUS] = {"status", 1, ROLE_STATUS, FORMAT_CSV, S_IFREG | 0444},
-	[FILE_STATUS_JSON] = {"status.json", 1, ROLE_STATUS, FORMAT_CSV, S_IFREG | 0444},
-	[FILE_RESULTS_CSV] = {"results.csv", 1, ROLE_RESULT, FORMAT_CSV, S_IFREG | 0444},
-	[FILE_RESULTS_JSON] = {"results.json", 1, ROLE_RESULT, FORMAT_JSON, S_IFREG | 0444},
-	[FILE_RESULTS_NDJSON] = {"results.ndjson", 1, ROLE_RESULT, FORMAT_NDJSON, S_IFREG | 0444},
-	[FILE_EXEC_ERROR] = {"error", 1, ROLE_STATUS, FORMAT_CSV, S_IFREG | 0444},
-	[FILE_CANCEL] = {"cancel", 1, ROLE_CANCEL, FORMAT_CSV, S_IFREG | 0200},
-	[FILE_QUERY_LINK] = {"query", 1, ROLE_LINK, FORMAT_CSV, S_IFLNK | 0777},
+	[FILE_DIR] = {NULL, Q, FILE_DIR, ROLE_DIR, FORMAT_CSV, 0, DIR},
+	[FILE_LATEST_CSV] = {"latest.csv", Q, FILE_DIR, ROLE_LATEST, FORMAT_CSV, 0, RO},
+	[FILE_LATEST_JSON] = {"latest.json", Q, FILE_DIR, ROLE_LATEST, FORMAT_JSON, 0, RO},
+	[FILE_LATEST_NDJSON] = {"latest.ndjson", Q, FILE_DIR, ROLE_LATEST, FORMAT_NDJSON, 0, RO},
+	[FILE_EXECUTE] = {"execute", Q, FILE_DIR, ROLE_EXECUTE, FORMAT_CSV, 0, S_IFREG | 0644},
+	[FILE_LAST] = {"last", Q, FILE_DIR, ROLE_LINK, FORMAT_CSV, 0, S_IFLNK | 0777},
+	[FILE_QUERY_ERROR] = {"error", Q, FILE_DIR, ROLE_TEXT, FORMAT_CSV, 0, RO},
+	[FILE_STATUS] = {"status", X, FILE_DIR, ROLE_STATUS, FORMAT_CSV, 0, RO},
+	[FILE_STATUS_JSON] = {"status.json", X, FILE_DIR, ROLE_STATUS, FORMAT_CSV, 0, RO},
+	[FILE_RESULTS_CSV] = {"results.csv", X, FILE_DIR, ROLE_RESULT, FORMAT_CSV, 0, RO},
+	[FILE_RESULTS_JSON] = {"results.json", X, FILE_DIR, ROLE_RESULT, FORMAT_JSON, 0, RO},
+	[FILE_RESULTS_NDJSON] = {"results.ndjson", X, FILE_DIR, ROLE_RESULT, FORMAT_NDJSON, 0, RO},
+	[FILE_EXEC_ERROR] = {"error", X, FILE_DIR, ROLE_STATUS, FORMAT_CSV, 0, RO},
+	[FILE_CANCEL] = {"cancel", X, FILE_DIR, ROLE_CANCEL, FORMAT_CSV, 0, S_IFREG | 0200},
+	[FILE_QUERY_LINK] = {"query", X, FILE_DIR, ROLE_LINK, FORMAT_CSV, 0, S_IFLNK | 0777},
+	[FILE_LATEST_STREAM_DIR] = {"stream", Q, FILE_DIR, ROLE_DIR, FORMAT_CSV, 0, DIR},
+	[FILE_STREAM_LATEST_CSV] = {"latest.csv", Q, FILE_LATEST_STREAM_DIR, ROLE_LATEST, FORMAT_CSV, 1, RO},
+	[FILE_STREAM_LATEST_JSON] = {"latest.json", Q, FILE_LATEST_STREAM_DIR, ROLE_LATEST, FORMAT_JSON, 1, RO},
+	[FILE_STREAM_LATEST_NDJSON] = {"latest.ndjson", Q, FILE_LATEST_STREAM_DIR, ROLE_LATEST, FORMAT_NDJSON, 1, RO},
+	[FILE_RESULTS_STREAM_DIR] = {"stream", X, FILE_DIR, ROLE_DIR, FORMAT_CSV, 0, DIR},
+	[FILE_STREAM_RESULTS_CSV] = {"results.csv", X, FILE_RESULTS_STREAM_DIR, ROLE_RESULT, FORMAT_CSV, 1, RO},
+	[FILE_STREAM_RESULTS_JSON] = {"results.json", X, FILE_RESULTS_STREAM_DIR, ROLE_RESULT, FORMAT_JSON, 1, RO},
+	[FILE_STREAM_RESULTS_NDJSON] = {"results.ndjson", X, FILE_RESULTS_STREAM_DIR, ROLE_RESULT, FORMAT_NDJSON, 1, RO},
 };
 
 const struct file_kind_info *tree_kind(enum file_kind kind)
@@ -86,6 +99,8 @@ struct object *tree_object_by_ino_locked(fuse_ino_t ino, enum file_kind *kind)
 /* Whether a file exists right now under its object. */
 static int present_locked(struct object *obj, enum file_kind kind)
 {
+	if (kind == FILE_DIR)
+		return 1;
 	if (kinds[kind].of_execution != (obj->type == OBJECT_EXECUTION))
 		return 0;
 	if (kind == FILE_LAST)
@@ -95,10 +110,11 @@ static int present_locked(struct object *obj, enum file_kind kind)
 	return 1;
 }
 
-int tree_find_locked(struct object *obj, const char *name)
+int tree_find_locked(struct object *obj, enum file_kind dir, const char *name)
 {
 	for (int k = 1; k < FILE_KIND_COUNT; k++)
-		if (strcmp(name, kinds[k].name) == 0 && present_locked(obj, (enum file_kind)k))
+		if (kinds[k].parent == dir && strcmp(name, kinds[k].name) == 0 &&
+		    present_locked(obj, (enum file_kind)k))
 			return k;
 	return -1;
 }
@@ -234,9 +250,10 @@ void tree_fill_attr_locked(struct object *obj, enum file_kind kind, struct handl
 	case ROLE_LATEST:
 		r = tree_shown_result_locked(obj, kind, h);
 		st->st_size = r && result_whole(r) ? r->size : 0;
-		/* when its run ended: make and rsync see a new result as newer */
-		if (r && r->ex->ended_at)
-			st->st_atime = st->st_mtime = st->st_ctime = r->ex->ended_at;
+		/* when its run ended: make and rsync see a new result as newer;
+		 * before that is known, the epoch: never newer than it is, so
+		 * that rsync -au, make and find -newer take it when it comes */
+		st->st_atime = st->st_mtime = st->st_ctime = r ? r->ex->ended_at : 0;
 		/* tools size their reads by it (cmp, Python's open): a read is a
 		 * round trip through the daemon while the result is downloading */
 		st->st_blksize = RESULT_READ_BLOCK;
@@ -281,10 +298,12 @@ int tree_list_locked(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fu
 	enum file_kind kind;
 	struct object *obj = NULL;
 
-	if (!tree_is_static_dir(ino) && (!(obj = tree_object_by_ino_locked(ino, &kind)) || kind != FILE_DIR))
+	if (!tree_is_static_dir(ino) &&
+	    (!(obj = tree_object_by_ino_locked(ino, &kind)) || kinds[kind].role != ROLE_DIR ||
+	     !present_locked(obj, kind)))
 		return -ENOTDIR;
 	add(ctx, ".", ino, S_IFDIR);
-	add(ctx, "..", INO_ROOT, S_IFDIR);
+	add(ctx, "..", obj && kind != FILE_DIR ? tree_ino(obj, FILE_DIR) : INO_ROOT, S_IFDIR);
 	if (ino == INO_ROOT) {
 		add(ctx, "queries", INO_QUERIES, S_IFDIR);
 		add(ctx, "executions", INO_EXECUTIONS, S_IFDIR);
@@ -292,7 +311,7 @@ int tree_list_locked(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fu
 		objects_each_locked(ino == INO_QUERIES ? OBJECT_QUERY : OBJECT_EXECUTION, list_object_locked, &l);
 	} else {
 		for (int k = 1; k < FILE_KIND_COUNT; k++)
-			if (present_locked(obj, (enum file_kind)k))
+			if (kinds[k].parent == kind && present_locked(obj, (enum file_kind)k))
 				add(ctx, kinds[k].name, tree_ino(obj, (enum file_kind)k), kinds[k].mode & S_IFMT);
 	}
 	return 0;

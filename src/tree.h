@@ -33,6 +33,16 @@ enum file_kind {
 	FILE_EXEC_ERROR,
 	FILE_CANCEL,
 	FILE_QUERY_LINK,
+	/* queries/<qid>/stream/: latest.* as it arrives */
+	FILE_LATEST_STREAM_DIR,
+	FILE_STREAM_LATEST_CSV,
+	FILE_STREAM_LATEST_JSON,
+	FILE_STREAM_LATEST_NDJSON,
+	/* executions/<eid>/stream/: results.* as they arrive */
+	FILE_RESULTS_STREAM_DIR,
+	FILE_STREAM_RESULTS_CSV,
+	FILE_STREAM_RESULTS_JSON,
+	FILE_STREAM_RESULTS_NDJSON,
 	FILE_KIND_COUNT
 };
 
@@ -40,7 +50,7 @@ enum file_kind {
 #define INO_QUERIES 2
 #define INO_EXECUTIONS 3
 #define INO_FIRST_OBJECT 16
-#define INO_PER_OBJECT 16
+#define INO_PER_OBJECT 32
 
 /* What a file is for: how it is opened, read and shown. */
 enum file_role {
@@ -57,8 +67,11 @@ enum file_role {
 struct file_kind_info {
 	const char *name;	/* its name in its directory, NULL for FILE_DIR */
 	int of_execution;	/* 1: under /executions/<eid>, 0: under /queries/<qid> */
+	enum file_kind parent;	/* the directory holding it: FILE_DIR or a stream/ */
 	enum file_role role;
 	enum result_format format; /* ROLE_RESULT, ROLE_LATEST */
+	int stream;		/* ROLE_RESULT, ROLE_LATEST: read as it arrives (stream/),
+				 * not opened whole */
 	mode_t mode;
 };
 
@@ -79,9 +92,9 @@ struct result;
 fuse_ino_t tree_ino(const struct object *obj, enum file_kind kind);
 struct object *tree_object_by_ino_locked(fuse_ino_t ino, enum file_kind *kind);
 
-/* The kind of the file called name under obj's directory, if it exists now;
- * -1 otherwise. */
-int tree_find_locked(struct object *obj, const char *name);
+/* The kind of the file called name in obj's directory dir (FILE_DIR or a
+ * stream/ directory), if it exists now; -1 otherwise. */
+int tree_find_locked(struct object *obj, enum file_kind dir, const char *name);
 
 /* The attributes of a file, and what a lookup of it answers. h is the open
  * file asking, or NULL. */

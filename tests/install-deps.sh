@@ -7,7 +7,11 @@ packages=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libcurl4-openssl-d
           libcjson-dev python3-pytest curl ca-certificates
           scdoc jq sqlite3 miller python3-pandas
           openssl man-db groff-base systemd # test_tls's certificates; man page; unit check
-          clang libclang-rt-14-dev llvm) # the fuzzers: libFuzzer, llvm-symbolizer
+          clang libclang-rt-14-dev llvm # the fuzzers: libFuzzer, llvm-symbolizer
+          rsync zstd less file) # tools test_whole_files points at the results
+# DuckDB comes from npm (@duckdb/node-api, installed by the test itself):
+# node and npm from Debian where the machine has none of its own
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

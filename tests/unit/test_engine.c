@@ -85,15 +85,29 @@ static fuse_ino_t lookup_execution(const char *eid, const char *status)
 	return ino;
 }
 
+/* The inode of path ("stream/results.csv") under dir. */
+static fuse_ino_t walk(fuse_ino_t dir, const char *path)
+{
+	struct fuse_entry_param e = {0};
+	struct fuse_req *req = stub_req();
+	char copy[64], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	for (char *name = strtok_r(copy, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+		CHECK(engine_lookup(req, dir, name, &e) == 0);
+		dir = e.ino;
+	}
+	stub_req_free(req);
+	return dir;
+}
+
 static struct handle *open_file(fuse_ino_t dir, const char *name, struct fuse_file_info *fi)
 {
-	struct fuse_entry_param e;
 	struct fuse_req *req = stub_req();
 	int rc;
 
 	memset(fi, 0, sizeof(*fi));
-	CHECK(engine_lookup(req, dir, name, &e) == 0);
-	rc = engine_open(req, e.ino, fi);
+	rc = engine_open(req, walk(dir, name), fi);
 	CHECK(rc == 0);
 	stub_req_free(req);
 	return rc == 0 ? (struct handle *)(uintptr_t)fi->fh : NULL;
@@ -136,7 +150,7 @@ static void test_one_poll_chain(void)
 	static const long long backoff[] = {500, 1000, 2000, 3000, 3000};
 	struct fuse_file_info fi;
 	fuse_ino_t dir = lookup_execution("E1", RUNNING);
-	struct handle *h = open_file(dir, "results.csv", &fi);
+	struct handle *h = open_file(dir, "stream/results.csv", &fi);
 	struct fuse_req *readers[5];
 	struct result *r = &execution("E1")->results[FORMAT_CSV];
 	char path[128];
@@ -201,7 +215,7 @@ static void test_failed_polls(void)
 {
 	struct fuse_file_info fi;
 	fuse_ino_t dir = lookup_execution("E2", RUNNING);
-	struct handle *h = open_file(dir, "results.json", &fi);
+	struct handle *h = open_file(dir, "stream/results.json", &fi);
 	struct fuse_req *reader = read_at(h, 0);
 
 	for (int i = 1; i <= 3; i++) {
@@ -224,7 +238,7 @@ static void test_interrupt(void)
 {
 	struct fuse_file_info fi;
 	fuse_ino_t dir = lookup_execution("E3", RUNNING);
-	struct handle *h = open_file(dir, "results.csv", &fi);
+	struct handle *h = open_file(dir, "stream/results.csv", &fi);
 	struct fuse_req *a = read_at(h, 0), *b = read_at(h, 0);
 
 	CHECK(a->interrupt != NULL);
@@ -250,7 +264,7 @@ static void test_failed_download(void)
 {
 	struct fuse_file_info fi;
 	fuse_ino_t dir = lookup_execution("E4", COMPLETED);
-	struct handle *h = open_file(dir, "results.csv", &fi), *again, *error;
+	struct handle *h = open_file(dir, "stream/results.csv", &fi), *again, *error;
 	struct result *r = &execution("E4")->results[FORMAT_CSV];
 	struct fuse_req *reader = read_at(h, 0);
 	char *text;
@@ -269,7 +283,7 @@ static void test_failed_download(void)
 	engine_release(error);
 	engine_release(h);
 	CHECK(r->state == RESULT_FAILED && r->fd < 0 && r->size == 0);
-	again = open_file(dir, "results.csv", &fi);
+	again = open_file(dir, "stream/results.csv", &fi);
 	CHECK(r->state == RESULT_ABSENT && r->error == 0);
 	engine_release(again);
 	stub_req_free(reader);
@@ -289,7 +303,7 @@ static void test_eviction(void)
 		fuse_ino_t dir = lookup_execution(ids[i], COMPLETED);
 		struct fuse_req *reader;
 
-		h[i] = open_file(dir, "results.csv", &fi);
+		h[i] = open_file(dir, "stream/results.csv", &fi);
 		reader = read_at(h[i], 0);
 		stub_run_due();
 		snprintf(url, sizeof(url), "/execution/%s/results/csv", ids[i]);
@@ -360,6 +374,58 @@ static void test_relock_aborts(void)
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
+/* Opening results.* (not stream/) waits until the result is whole, then
+ * the file is read through the page cache at its exact size; Ctrl-C ends
+ * one such open, the download goes on for the other. */
+static void test_whole_open(void)
+{
+	fuse_ino_t dir = lookup_execution("E7", RUNNING);
+	fuse_ino_t ino = walk(dir, "results.csv");
+	struct fuse_file_info fi = {0}, fi2 = {0};
+	struct fuse_req *a = stub_req(), *b = stub_req(), *reader = stub_req();
+	struct result *r = &execution("E7")->results[FORMAT_CSV];
+	struct handle *h;
+	struct stat st;
+	char *data;
+	size_t len;
+	double timeout;
+
+	CHECK(engine_open(a, ino, &fi) == ENGINE_PARKED);
+	CHECK(engine_open(b, ino, &fi2) == ENGINE_PARKED);
+	CHECK(r->waiters == 2);
+	stub_run_due();
+	answer_status("E7", COMPLETED);
+	stub_run_due();
+	CHECK(stub_pending() == 1);
+	b->interrupt(b, b->interrupt_data);
+	CHECK(b->answered == 1 && b->err == EINTR && r->opens == 1);
+	CHECK(a->answered == 0);
+	CHECK(stub_answer("/execution/E7/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
+	CHECK(a->answered == 1 && a->err == 0);
+	CHECK(a->fi.direct_io == 0 && a->fi.keep_cache == 1);
+	h = (struct handle *)(uintptr_t)a->fi.fh;
+	CHECK(engine_getattr(ino, h, &st, &timeout) == 0 && st.st_size == (off_t)strlen(CSV_BODY));
+	CHECK(engine_read(reader, h, 4096, 0, &data, &len) == ENGINE_PARKED);
+	CHECK(reader->answered == 1 && reader->len == strlen(CSV_BODY));
+	stub_run_jobs();
+	engine_release(h);
+	stub_req_free(a);
+	stub_req_free(b);
+	stub_req_free(reader);
+}
+
+/* Before its run's end is known a result is dated the epoch, never the
+ * mount's start: a later rsync -au or make takes it when it comes. */
+static void test_mtime_before_end(void)
+{
+	fuse_ino_t dir = lookup_execution("E8", RUNNING);
+	struct stat st;
+	double timeout;
+
+	CHECK(engine_getattr(walk(dir, "results.csv"), NULL, &st, &timeout) == 0);
+	CHECK(st.st_mtime == 0 && st.st_size == 0);
+}
+
 int main(void)
 {
 	test_relock_aborts();
@@ -369,6 +435,8 @@ int main(void)
 	test_interrupt();
 	test_failed_download();
 	test_index_under_lock();
+	test_whole_open();
+	test_mtime_before_end();
 	stop();
 	start(2 * strlen(CSV_BODY) - 1);
 	test_eviction();
