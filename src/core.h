@@ -72,7 +72,8 @@ struct result {
 	int opens;
 	int waiters;		/* parked reads */
 	int pins;		/* replies reading fd outside the lock */
-	int retired_fd;		/* fd replaced while pinned: closed at the last unpin */
+	int retired[4];		/* descriptors replaced while pinned: closed at the */
+	int retired_count;	/* last unpin */
 	time_t last_used;	/* for LRU eviction under cache_size */
 	/* The download's own state: engine thread only (download.c). */
 	struct result_decoder *decoder;

@@ -38,6 +38,7 @@ static void download_free(struct result *r)
 static void fail_download(struct result *r, const struct api_error *err)
 {
 	struct waiter *ready = NULL;
+	int old = -1;
 
 	download_free(r);
 	cache_result_abandon(r->ex->obj.id, r->format);
@@ -45,7 +46,7 @@ static void fail_download(struct result *r, const struct api_error *err)
 	r->error = err->err ? err->err : EIO;
 	core_set_string(&r->error_message, err->message);
 	if (r->opens == 0) {
-		result_set_fd_locked(r, -1);
+		old = result_set_fd_locked(r, -1);
 		r->size = 0;
 		result_set_state_locked(r, RESULT_FAILED);
 	} else {
@@ -53,6 +54,8 @@ static void fail_download(struct result *r, const struct api_error *err)
 	}
 	park_wake_locked(r, &ready);
 	core_unlock();
+	if (old >= 0)
+		close(old); /* the file is unlinked: this frees its blocks */
 	park_send(ready);
 }
 
@@ -278,17 +281,19 @@ static void commit(void *data)
 {
 	struct result *r = data;
 	struct waiter *ready = NULL;
-	int rc = cache_result_commit(r->ex->obj.id, r->format, r->fd);
+	int rc = cache_result_commit(r->ex->obj.id, r->format, r->fd), old;
 
 	if (rc) {
 		fail_store(r, rc);
 		return;
 	}
 	core_lock();
-	result_committed_locked(r);
+	old = result_committed_locked(r);
 	evict_soon_locked();
 	park_wake_locked(r, &ready);
 	core_unlock();
+	if (old >= 0)
+		close(old);
 	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
 		  result_format_ext(r->format), (long long)r->size);
 	park_send(ready);
@@ -385,7 +390,7 @@ static void begin(void *data, int cancelled)
 	struct http_request *req = NULL;
 	struct api_error err;
 	char *document = NULL;
-	int fd, rc;
+	int fd, rc, old;
 
 	if (cancelled)
 		return; /* the filesystem is going away */
@@ -397,13 +402,15 @@ static void begin(void *data, int cancelled)
 		return;
 	}
 	core_lock();
-	result_set_fd_locked(r, fd);
+	old = result_set_fd_locked(r, fd);
 	r->size = 0;
 	snprintf(info.execution_id, sizeof(info.execution_id), "%s", r->ex->obj.id);
 	snprintf(info.query_id, sizeof(info.query_id), "%s", r->ex->query_id);
 	snprintf(info.result_id, sizeof(info.result_id), "%s", r->ex->result_id);
 	document = r->ex->document ? strdup(r->ex->document) : NULL;
 	core_unlock();
+	if (old >= 0)
+		close(old); /* a failed download's, kept while it was open */
 	r->page_start = 0;
 	r->attempt_bytes = 0;
 	buffer_init(&r->out, RESULT_OUT_CAP);
@@ -434,5 +441,9 @@ void download_start_locked(struct result *r)
 	r->error = 0;
 	r->size = 0; /* bytes of an earlier attempt are not this download's */
 	result_set_state_locked(r, RESULT_STREAMING);
-	http_later(0, begin, r);
+	if (http_later(0, begin, r)) { /* never stuck "downloading" */
+		r->error = ENOMEM;
+		core_set_string(&r->error_message, "out of memory for the download");
+		result_set_state_locked(r, RESULT_FAILED);
+	}
 }

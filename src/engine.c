@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct engine_config core_config;
 time_t core_mount_time;
@@ -69,11 +70,15 @@ void engine_release(struct handle *h)
 	if (tree_kind(h->kind)->role == ROLE_EXECUTE)
 		execute_release(h);
 	if (h->result) {
+		int old;
+
 		core_lock();
 		if (tree_kind(h->kind)->role == ROLE_LATEST)
 			latest_release_locked(h);
-		reader_release_locked(h->result);
+		old = reader_release_locked(h->result);
 		core_unlock();
+		if (old >= 0)
+			close(old);
 	}
 	handle_free(h);
 }
@@ -174,7 +179,7 @@ int engine_setattr(fuse_ino_t ino, int to_set, const struct stat *attr, struct h
 
 	core_lock();
 	obj = tree_object_by_ino_locked(ino, &kind);
-	role = tree_kind(kind)->role;
+	role = obj ? tree_kind(kind)->role : ROLE_DIR;
 	/* `echo x > execute` truncates first: allowed, and a no-op */
 	if (!obj || (role != ROLE_EXECUTE && role != ROLE_CANCEL) || (to_set & ~allowed) ||
 	    ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0)) {
@@ -371,18 +376,24 @@ static void watch_mount(void *data, int cancelled)
 	http_later(500, watch_mount, NULL);
 }
 
-void engine_init(const struct engine_config *cfg)
+int engine_init(const struct engine_config *cfg)
 {
+	int rc;
+
 	core_config = *cfg;
 	core_mount_time = time(NULL);
-	if (worker_start())
-		log_error("no background thread: results are committed in line, the index written at unmount");
+	rc = worker_start();
+	if (rc) {
+		log_error("cannot start the background thread: %s", strerror(-rc));
+		return rc;
+	}
 	index_load();
 	evict_now(); /* cache_size may be smaller than last time */
 	if (core_config.timeout)
 		http_later(250, sweep_timeouts, NULL);
 	if (core_config.mount_dev[0])
 		http_later(500, watch_mount, NULL);
+	return 0;
 }
 
 void engine_shutdown(void)

@@ -32,9 +32,10 @@ struct engine_config {
 /* An open file (fi->fh). */
 struct handle;
 
-/* Loads the index from the cache directory and starts the timers. The HTTP
- * engine must be running. */
-void engine_init(const struct engine_config *config);
+/* Starts the worker thread, loads the index from the cache directory and
+ * starts the timers. The HTTP engine must be running. Returns 0 or -errno
+ * (no worker thread: nothing is started). */
+int engine_init(const struct engine_config *config);
 
 /* Ends every parked request with an error, stops the HTTP engine. */
 void engine_shutdown(void);

@@ -15,26 +15,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The API has answered the write w's request made (lock not held). A write
- * is never interrupted; once the mount has ended it (shutdown), only w is
- * left to free. */
-static void finish_write(struct waiter *w, int err)
+/* The API has answered the write w's request made: its answer, decided in
+ * the same hold of the lock as what the request changed. A write is never
+ * interrupted; once the mount has ended it (shutdown), nothing is left but
+ * to free it. */
+static void answer_write_locked(struct waiter *w, int err, struct waiter **ready)
 {
-	struct waiter *ready = NULL;
+	if (w->state != WAIT_LISTED)
+		return;
+	if (err && w->handle)
+		w->handle->write_error = err;
+	w->err = err;
+	w->done = 1;
+	park_take_locked(w, ready);
+}
 
-	core_lock();
-	if (w->state == WAIT_LISTED) {
-		if (err && w->handle)
-			w->handle->write_error = err;
-		w->err = err;
-		w->done = 1;
-		park_take_locked(w, &ready);
-	}
-	core_unlock();
+/* Sends the answer (lock not held) and frees w, which its request owns. */
+static void end_write(struct waiter *w, struct waiter *ready)
+{
 	park_send(ready);
 	cJSON_Delete(w->params);
-	free(w); /* owned_by_request: whoever answered, it is freed here */
+	free(w);
 }
+
 
 static int write_ready_locked(struct waiter *w)
 {
@@ -51,7 +54,7 @@ static void query_failed_locked(struct query *q, const char *message)
 
 static void execute_done(struct http_request *req)
 {
-	struct waiter *w = req->data;
+	struct waiter *w = req->data, *ready = NULL;
 	struct query *q = w->query;
 	struct api_response resp;
 	struct exec_info info = {0};
@@ -88,16 +91,17 @@ static void execute_done(struct http_request *req)
 		apicall_log_failure(req, &err);
 		query_failed_locked(q, err.message);
 	}
+	answer_write_locked(w, rc ? err.err : 0, &ready);
 	core_unlock();
 	exec_info_free(&info);
 	http_request_free(req);
-	finish_write(w, rc ? err.err : 0);
+	end_write(w, ready);
 }
 
 /* The reply to execute_prepare came: now the request that starts the run. */
 static void execute_prepared(struct http_request *req)
 {
-	struct waiter *w = req->data;
+	struct waiter *w = req->data, *ready = NULL;
 	struct query *q = w->query;
 	struct api_response resp;
 	struct api_request api = {0};
@@ -124,8 +128,9 @@ static void execute_prepared(struct http_request *req)
 	http_request_free(req);
 	core_lock();
 	query_failed_locked(q, err.message);
+	answer_write_locked(w, err.err, &ready);
 	core_unlock();
-	finish_write(w, err.err);
+	end_write(w, ready);
 }
 
 /* Parks w and sends http, whose on_done answers it; or, when the mount is
@@ -304,7 +309,7 @@ void execute_release(struct handle *h)
 
 static void cancel_done(struct http_request *req)
 {
-	struct waiter *w = req->data;
+	struct waiter *w = req->data, *ready = NULL;
 	struct execution *ex = w->execution;
 	struct api_response resp;
 	struct api_error err;
@@ -317,12 +322,12 @@ static void cancel_done(struct http_request *req)
 	else
 		log_info("executions/%s/cancel: cancel requested", ex->obj.id);
 	http_request_free(req);
-	if (!rc) {
-		core_lock();
+	core_lock();
+	if (!rc)
 		poll_now_locked(ex);
-		core_unlock();
-	}
-	finish_write(w, rc ? err.err : 0);
+	answer_write_locked(w, rc ? err.err : 0, &ready);
+	core_unlock();
+	end_write(w, ready);
 }
 
 int cancel_write(fuse_req_t req, struct execution *ex, size_t size)

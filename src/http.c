@@ -103,13 +103,13 @@ void http_submit(struct http_request *req)
 	wake();
 }
 
-void http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data)
+int http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data)
 {
 	struct timer *t = malloc(sizeof(*t)), **pos;
 
 	if (!t) {
 		log_error("out of memory for a timer");
-		return;
+		return -ENOMEM;
 	}
 	t->due_ms = http_now_ms() + delay_ms;
 	t->fn = fn;
@@ -121,6 +121,7 @@ void http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data
 	*pos = t;
 	pthread_mutex_unlock(&engine.lock);
 	wake();
+	return 0;
 }
 
 static int response_is_2xx(struct http_request *req)

@@ -82,8 +82,9 @@ void http_submit(struct http_request *req);
 void http_resume(struct http_request *req);
 
 /* Runs fn(data, 0) on the engine thread after delay_ms (0: soon).
- * Thread-safe. At shutdown, pending timers run with cancelled = 1. */
-void http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data);
+ * Thread-safe. At shutdown, pending timers run with cancelled = 1. Returns
+ * 0, or -ENOMEM when the timer could not be made (fn never runs). */
+int http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data);
 
 /* Whether the caller runs on the engine thread. */
 int http_on_engine_thread(void);

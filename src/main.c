@@ -461,7 +461,10 @@ int main(int argc, char *argv[])
 	engine.cache_size = cache_size;
 	engine.prefetch = prefetch;
 	find_mount_dev(cmd.mountpoint, engine.mount_dev, sizeof(engine.mount_dev));
-	engine_init(&engine);
+	if (engine_init(&engine)) {
+		http_stop();
+		goto out_unmount;
+	}
 	log_info("mounted %s on %s (cache %s)", opts.source, cmd.mountpoint, cache_dir);
 
 	if (cmd.singlethread) {

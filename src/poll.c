@@ -52,7 +52,10 @@ static void schedule_locked(struct execution *ex, long delay_ms)
 	poll_set_state_locked(ex, POLL_SCHEDULED);
 	tick->ex = ex;
 	tick->generation = ex->poll_generation;
-	http_later(delay_ms, poll_fire, tick);
+	if (http_later(delay_ms, poll_fire, tick)) {
+		free(tick);
+		poll_set_state_locked(ex, POLL_IDLE); /* the next reader tries again */
+	}
 }
 
 void poll_ensure_locked(struct execution *ex)

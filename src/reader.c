@@ -23,8 +23,12 @@ void reader_bind_locked(struct handle *h, struct result *r)
 		r->error = 0; /* a new open tries again */
 		core_set_string(&r->error_message, NULL);
 	}
-	if (r->state == RESULT_FAILED)
+	if (r->state == RESULT_FAILED) {
+		/* the bytes an open file still holds are the rejected ones: none
+		 * of them is served to this open, nor as the new download's */
 		result_set_state_locked(r, RESULT_ABSENT);
+		r->size = 0;
+	}
 	if (r->state == RESULT_ABSENT && r->fd < 0)
 		r->size = 0;
 }
@@ -70,6 +74,7 @@ void reader_open_flags_locked(struct handle *h, struct fuse_file_info *fi)
 static void read_pinned(struct waiter *w)
 {
 	struct result *r = w->pinned;
+	int closing[4], count;
 	ssize_t n;
 
 	w->data = malloc(w->data_len);
@@ -84,11 +89,10 @@ static void read_pinned(struct waiter *w)
 		w->data_len = (size_t)n;
 	}
 	core_lock();
-	if (--r->pins == 0 && r->retired_fd >= 0) {
-		close(r->retired_fd);
-		r->retired_fd = -1;
-	}
+	count = result_unpin_locked(r, closing);
 	core_unlock();
+	while (count > 0)
+		close(closing[--count]);
 	w->pinned = NULL;
 }
 
@@ -221,15 +225,18 @@ int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	return ENGINE_PARKED;
 }
 
-void reader_release_locked(struct result *r)
+int reader_release_locked(struct result *r)
 {
+	int old;
+
 	if (--r->opens > 0 || result_busy(r) || r->fd < 0)
-		return;
-	result_set_fd_locked(r, -1);
+		return -1;
+	old = result_set_fd_locked(r, -1);
 	if (r->state != RESULT_COMPLETE) {
 		r->size = 0; /* a failed download's bytes went with it */
 		if (r->state == RESULT_UNKEPT)
 			result_set_state_locked(r, r->error ? RESULT_FAILED : RESULT_ABSENT);
 	}
 	evict_soon_locked();
+	return old;
 }

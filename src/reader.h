@@ -40,7 +40,7 @@ void reader_wait_setup(struct waiter *w, struct handle *h, void (*drop)(struct h
  * the run ends or fails. Returns ENGINE_PARKED (the request is taken). */
 int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 
-/* An open of r ends. */
-void reader_release_locked(struct result *r);
+/* An open of r ends. Returns a descriptor to close after unlocking, or -1. */
+int reader_release_locked(struct result *r);
 
 #endif

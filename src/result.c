@@ -38,7 +38,6 @@ void result_init_locked(struct result *r, struct execution *ex, enum result_form
 	r->ex = ex;
 	r->format = format;
 	r->fd = -1;
-	r->retired_fd = -1;
 	buffer_init(&r->out, RESULT_OUT_CAP);
 	if (cached_size >= 0) {
 		r->state = RESULT_COMPLETE;
@@ -59,26 +58,37 @@ int result_busy(const struct result *r)
 	return r->state == RESULT_STREAMING || r->state == RESULT_COMMITTING;
 }
 
-void result_set_fd_locked(struct result *r, int fd)
+int result_set_fd_locked(struct result *r, int fd)
 {
-	if (r->fd >= 0 && r->pins) {
-		if (r->retired_fd >= 0)
-			close(r->retired_fd);
-		r->retired_fd = r->fd;
-	} else if (r->fd >= 0) {
-		close(r->fd);
-	}
+	int old = r->fd;
+
 	r->fd = fd;
+	if (old >= 0 && r->pins && r->retired_count < (int)(sizeof(r->retired) / sizeof(r->retired[0]))) {
+		r->retired[r->retired_count++] = old; /* a reply still reads it */
+		return -1;
+	}
+	return old;
+}
+
+int result_unpin_locked(struct result *r, int *closing)
+{
+	int n = 0;
+
+	if (--r->pins == 0) {
+		for (n = 0; n < r->retired_count; n++)
+			closing[n] = r->retired[n];
+		r->retired_count = 0;
+	}
+	return n;
 }
 
 
-void result_committed_locked(struct result *r)
+int result_committed_locked(struct result *r)
 {
 	result_set_state_locked(r, RESULT_COMPLETE);
 	r->last_used = time(NULL);
 	cached_bytes += (unsigned long long)r->size;
-	if (r->opens == 0)
-		result_set_fd_locked(r, -1);
+	return r->opens == 0 ? result_set_fd_locked(r, -1) : -1;
 }
 
 void result_forget_locked(struct result *r)
@@ -108,9 +118,10 @@ void result_free(struct result *r)
 	buffer_free(&r->ahead_body);
 	if (r->fd >= 0)
 		close(r->fd);
-	if (r->retired_fd >= 0)
-		close(r->retired_fd);
-	r->fd = r->retired_fd = -1;
+	for (int i = 0; i < r->retired_count; i++)
+		close(r->retired[i]);
+	r->fd = -1;
+	r->retired_count = 0;
 	free(r->error_message);
 	r->error_message = NULL;
 }

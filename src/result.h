@@ -27,12 +27,20 @@ int result_whole(const struct result *r);
 /* Whether a download is under way (streaming or committing). */
 int result_busy(const struct result *r);
 
-/* Replaces r's descriptor (-1: closes it), deferring the close while a
- * reply still reads the old one. */
-void result_set_fd_locked(struct result *r, int fd);
+/* Replaces r's descriptor (fd -1: none). Returns the old one for the
+ * caller to close once the lock is dropped (closing the last descriptor of
+ * a removed file frees its blocks: disk work), or -1: none, or a reply still
+ * reads it and the last unpin hands it over. */
+int result_set_fd_locked(struct result *r, int fd);
 
-/* The download of r ended with all its bytes committed to the cache. */
-void result_committed_locked(struct result *r);
+/* A reply that read r's descriptor outside the lock is done; the
+ * descriptors retired meanwhile, for the caller to close after unlocking, go
+ * into closing (room for 4). Returns how many. */
+int result_unpin_locked(struct result *r, int *closing);
+
+/* The download of r ended with all its bytes committed to the cache.
+ * Returns a descriptor to close after unlocking, or -1. */
+int result_committed_locked(struct result *r);
 
 /* A complete result is no longer in the cache (evicted, or removed behind
  * our back): its bytes are no longer counted. */

@@ -142,10 +142,12 @@ void http_resume(struct http_request *req)
 	(void)req;
 }
 
-void http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data)
+int http_later(long delay_ms, void (*fn)(void *data, int cancelled), void *data)
 {
-	if (timer_count < MAX_TIMERS)
-		timers[timer_count++] = (struct timer){now_ms + delay_ms, fn, data};
+	if (timer_count == MAX_TIMERS)
+		return -ENOMEM;
+	timers[timer_count++] = (struct timer){now_ms + delay_ms, fn, data};
+	return 0;
 }
 
 int http_on_engine_thread(void)

@@ -414,6 +414,35 @@ static void test_whole_open(void)
 	stub_req_free(reader);
 }
 
+/* A download the decoder rejects after some bytes reached an open reader:
+ * a new open never gets those bytes, it waits for a new download. */
+static void test_retry_after_rejected_bytes(void)
+{
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("E9", COMPLETED); /* one row, says the status */
+	struct handle *a = open_file(dir, "stream/results.csv", &fi), *b;
+	struct fuse_req *ra = read_at(a, 0), *rb;
+	struct result *r = &execution("E9")->results[FORMAT_CSV];
+
+	stub_run_due();
+	CHECK(stub_answer("/execution/E9/results/csv", 200, CSV_HEADERS, CSV_BODY "2,EVIL\n") == 0);
+	CHECK(ra->answered == 1); /* streamed: it had the bytes as they came */
+	CHECK(r->state == RESULT_FAILED && r->opens == 1 && r->size > 0);
+	b = open_file(dir, "stream/results.csv", &fi);
+	CHECK(r->state == RESULT_ABSENT && r->size == 0);
+	rb = read_at(b, 0);
+	CHECK(rb->answered == 0); /* not the rejected bytes */
+	stub_run_due();
+	CHECK(stub_answer("/execution/E9/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
+	CHECK(rb->answered == 1 && rb->err == 0);
+	CHECK_STR(rb->data, CSV_BODY);
+	stub_run_jobs();
+	engine_release(a);
+	engine_release(b);
+	stub_req_free(ra);
+	stub_req_free(rb);
+}
+
 /* Before its run's end is known a result is dated the epoch, never the
  * mount's start: a later rsync -au or make takes it when it comes. */
 static void test_mtime_before_end(void)
@@ -437,6 +466,7 @@ int main(void)
 	test_index_under_lock();
 	test_whole_open();
 	test_mtime_before_end();
+	test_retry_after_rejected_bytes();
 	stop();
 	start(2 * strlen(CSV_BODY) - 1);
 	test_eviction();
