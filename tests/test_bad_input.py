@@ -549,6 +549,8 @@ def snapshot(m, dirs):
             entry = [st.st_mode, st.st_size, st.st_uid, st.st_gid, st.st_mtime, st.st_nlink, st.st_ino]
             if stat.S_ISLNK(st.st_mode):
                 entry.append(os.readlink(fp))
+            elif stat.S_ISDIR(st.st_mode):  # stream/: the same files again
+                entry.append(sorted(os.listdir(fp)))
             elif name != "cancel":  # write-only
                 with open(fp, "rb") as f:
                     entry.append(f.read())
@@ -785,7 +787,7 @@ def test_other_users_cannot_enter_without_allow_other(fake, open_dir):
         # the mounter can
         assert subprocess.run(["cat", e + "/results.csv"], capture_output=True, check=True).stdout == root_csv
         assert subprocess.run(["ls", q], capture_output=True, text=True, check=True).stdout.split() == [
-            "error", "execute", "last", "latest.csv", "latest.json", "latest.ndjson"]
+            "error", "execute", "last", "latest.csv", "latest.json", "latest.ndjson", "stream"]
     finally:
         m.stop()
 

@@ -258,7 +258,7 @@ def test_readers_served_while_later_pages_are_still_coming(mnt, fake):
     eid = execute(mnt, 1005)
     open(mnt.p("executions", eid, "status")).read()
     fake.add_fault(match="offset=2000", action="delay", seconds=3)
-    head = subprocess.run(["head", "-c", "100", mnt.p("executions", eid, "results.csv")],
+    head = subprocess.run(["head", "-c", "100", mnt.p("executions", eid, "stream", "results.csv")],
                           capture_output=True, timeout=30)
     # head had its bytes while page 3 was still delayed: page 4 not asked for yet
     assert not [e for e in fake.log() if "offset=3000" in e["query"]]

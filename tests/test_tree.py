@@ -20,7 +20,9 @@ def test_query_lookup_makes_no_request(mnt, fake):
     st = os.stat(mnt.p("queries", "1215383"))
     assert st.st_mode & 0o040000
     assert sorted(os.listdir(mnt.p("queries", "1215383"))) == [
-        "error", "execute", "latest.csv", "latest.json", "latest.ndjson"]
+        "error", "execute", "latest.csv", "latest.json", "latest.ndjson", "stream"]
+    assert sorted(os.listdir(mnt.p("queries", "1215383", "stream"))) == [
+        "latest.csv", "latest.json", "latest.ndjson"]
     os.stat(mnt.p("queries", "1215383", "latest.csv"))
     assert fake.log() == []
 
@@ -62,10 +64,10 @@ def test_execution_made_elsewhere_is_found_by_status(mnt, fake):
     assert eid in os.listdir(mnt.p("executions"))
     if kind_of(fake) == "redash":  # a Redash job does not say which query it runs
         assert names == ["cancel", "error", "results.csv", "results.json", "results.ndjson", "status",
-                         "status.json"]
+                         "status.json", "stream"]
     else:
         assert names == ["cancel", "error", "query", "results.csv", "results.json", "results.ndjson", "status",
-                         "status.json"]
+                         "status.json", "stream"]
         assert os.readlink(mnt.p("executions", eid, "query")) == "../../queries/1001"
 
 
@@ -114,7 +116,8 @@ def test_namespace_cannot_change(mnt):
         with pytest.raises(OSError) as e:
             case()
         assert e.value.errno in (errno.EACCES, errno.EPERM, errno.EROFS), case
-    assert sorted(os.listdir(q)) == ["error", "execute", "latest.csv", "latest.json", "latest.ndjson"]
+    assert sorted(os.listdir(q)) == ["error", "execute", "latest.csv", "latest.json", "latest.ndjson",
+                                     "stream"]
 
 
 def test_ls_and_find_work(mnt):
