@@ -37,6 +37,23 @@ static int make_dirs(const char *path)
 	return 0;
 }
 
+/* Whether a download's file is still held by a live download (its owner's
+ * open file description holds a write lock on it). */
+static int part_in_use(int dir, const char *name)
+{
+	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = openat(dir, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int busy;
+
+	if (fd < 0)
+		return 0;
+	busy = fcntl(fd, F_OFD_SETLK, &lock) != 0 && (errno == EAGAIN || errno == EACCES);
+	close(fd);
+	return busy;
+}
+
+/* Downloads a dead daemon left unfinished; a live one's (another mount of
+ * the same cache directory) are left alone. */
 static void remove_partial_downloads(void)
 {
 	int fd = openat(cache_fd, "results", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -51,8 +68,8 @@ static void remove_partial_downloads(void)
 	while ((de = readdir(dir))) {
 		size_t len = strlen(de->d_name);
 
-		if ((len > 5 && strcmp(de->d_name + len - 5, ".part") == 0) ||
-		    strncmp(de->d_name, ".tmp.", 5) == 0)
+		if (((len > 5 && strcmp(de->d_name + len - 5, ".part") == 0) ||
+		     strncmp(de->d_name, ".tmp.", 5) == 0) && !part_in_use(fd, de->d_name))
 			unlinkat(fd, de->d_name, 0);
 	}
 	closedir(dir);
@@ -219,21 +236,37 @@ int cache_result_probe(const char *eid, enum result_format format, off_t *size, 
 	return 0;
 }
 
-int cache_result_begin(const char *eid, enum result_format format)
+int cache_result_begin(const char *eid, enum result_format format, char *part, size_t partlen)
 {
-	char path[PATH_MAX];
+	static unsigned long parts;
+	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char suffix[64];
 	int fd;
 
-	result_path(path, sizeof(path), eid, format, ".part");
-	fd = openat(cache_fd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	return fd < 0 ? -errno : fd;
+	/* a name of its own: another daemon on this directory never writes,
+	 * truncates, removes or commits it */
+	snprintf(suffix, sizeof(suffix), ".%d-%lu.part", getpid(),
+		 __atomic_add_fetch(&parts, 1, __ATOMIC_RELAXED));
+	result_path(part, partlen, eid, format, suffix);
+	fd = openat(cache_fd, part, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fd = -errno;
+		part[0] = '\0';
+		return fd;
+	}
+	/* held by this open file description (dup'd descriptors share it) for
+	 * as long as the download has it open: a starting daemon sees it live */
+	if (fcntl(fd, F_OFD_SETLK, &lock))
+		log_info("%s: no lock on the download's file (%s): a daemon starting on this "
+			 "cache directory may remove it", part, strerror(errno));
+	return fd;
 }
 
-int cache_result_commit(const char *eid, enum result_format format, int fd)
+int cache_result_commit(const char *part, const char *eid, enum result_format format, int fd)
 {
 	char temp[PATH_MAX], final[PATH_MAX];
 
-	result_path(temp, sizeof(temp), eid, format, ".part");
+	snprintf(temp, sizeof(temp), "%s", part);
 	result_path(final, sizeof(final), eid, format, "");
 	if (fsync(fd))
 		return -errno;
@@ -251,10 +284,8 @@ void cache_result_remove(const char *eid, enum result_format format)
 	unlinkat(cache_fd, path, 0);
 }
 
-void cache_result_abandon(const char *eid, enum result_format format)
+void cache_result_abandon(const char *part)
 {
-	char path[PATH_MAX];
-
-	result_path(path, sizeof(path), eid, format, ".part");
-	unlinkat(cache_fd, path, 0);
+	if (part[0])
+		unlinkat(cache_fd, part, 0);
 }

@@ -2,7 +2,9 @@
  *
  * Layout under cache_dir (0700, files 0600):
  *   results/<eid>.<ext>        a complete result, never rewritten
- *   results/<eid>.<ext>.part   a download under way; removed at startup
+ *   results/<eid>.<ext>.<pid>-<n>.part  a download under way, named by its
+ *                              daemon and locked while it runs; removed at
+ *                              startup once its owner is gone
  *   executions/<eid>           the index entry of an execution (JSON)
  *   queries/<qid>              the index entry of a query (JSON)
  * Index entries and results become visible only complete: written to a
@@ -40,16 +42,19 @@ int cache_result_open(const char *eid, enum result_format format, off_t *size, t
  * opening it. Returns 0 or -errno. */
 int cache_result_probe(const char *eid, enum result_format format, off_t *size, time_t *mtime);
 
-/* Creates the temporary file of a download. Returns fd (read-write) or -errno. */
-int cache_result_begin(const char *eid, enum result_format format);
+/* Creates the temporary file of a download, a name of its own (into part,
+ * relative to the cache directory), locked while fd stays open. Returns fd
+ * (read-write) or -errno. */
+int cache_result_begin(const char *eid, enum result_format format, char *part, size_t partlen);
 
-/* The download is complete: fsync and rename into place. fd stays usable. */
-int cache_result_commit(const char *eid, enum result_format format, int fd);
+/* The download is complete: fsync and rename part into place. fd stays
+ * usable. */
+int cache_result_commit(const char *part, const char *eid, enum result_format format, int fd);
 
 /* Removes a complete result (evicted). Readers holding it open keep reading. */
 void cache_result_remove(const char *eid, enum result_format format);
 
-/* The download failed: remove its temporary file. */
-void cache_result_abandon(const char *eid, enum result_format format);
+/* The download failed: remove its temporary file (part "" : none). */
+void cache_result_abandon(const char *part);
 
 #endif

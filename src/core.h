@@ -76,6 +76,7 @@ struct result {
 	int retired_count;	/* last unpin */
 	time_t last_used;	/* for LRU eviction under cache_size */
 	/* The download's own state: engine thread only (download.c). */
+	char part[160];		/* its file in the cache directory, "" before */
 	struct result_decoder *decoder;
 	struct buffer out;
 	off_t page_start;	/* file offset where the current page starts */

@@ -41,7 +41,8 @@ static void fail_download(struct result *r, const struct api_error *err)
 	int old = -1;
 
 	download_free(r);
-	cache_result_abandon(r->ex->obj.id, r->format);
+	cache_result_abandon(r->part);
+	r->part[0] = '\0';
 	core_lock();
 	r->error = err->err ? err->err : EIO;
 	core_set_string(&r->error_message, err->message);
@@ -281,12 +282,13 @@ static void commit(void *data)
 {
 	struct result *r = data;
 	struct waiter *ready = NULL;
-	int rc = cache_result_commit(r->ex->obj.id, r->format, r->fd), old;
+	int rc = cache_result_commit(r->part, r->ex->obj.id, r->format, r->fd), old;
 
 	if (rc) {
 		fail_store(r, rc);
 		return;
 	}
+	r->part[0] = '\0'; /* it is the result's file now */
 	core_lock();
 	old = result_committed_locked(r);
 	evict_soon_locked();
@@ -394,7 +396,7 @@ static void begin(void *data, int cancelled)
 
 	if (cancelled)
 		return; /* the filesystem is going away */
-	fd = cache_result_begin(r->ex->obj.id, r->format);
+	fd = cache_result_begin(r->ex->obj.id, r->format, r->part, sizeof(r->part));
 	if (fd < 0) {
 		log_error("executions/%s: cannot create a cache file: %s", r->ex->obj.id, strerror(-fd));
 		api_fail(&err, -fd, 0, "cannot create a file in the cache directory");

@@ -57,7 +57,7 @@ def test_kill_9_mid_download_then_remount(mounts, fake):
     reader = subprocess.Popen(["cat", m.p("executions", eid, "results.csv")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = os.path.join(m.cache, "results")
-    wait_for(lambda: f"{eid}.csv.part" in os.listdir(results))
+    wait_for(lambda: [n for n in os.listdir(results) if n.startswith(f"{eid}.csv.") and n.endswith(".part")])
     m.proc.kill()  # kill -9: no chance to clean up
     m.proc.wait()
     subprocess.run(["fusermount3", "-uz", m.path], capture_output=True)

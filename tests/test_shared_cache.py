@@ -1,0 +1,116 @@
+"""Several daemons on one cache directory (an fstab mount and a manual one, two
+users' mounts of one source, containers sharing a volume): never corrupt.
+
+Each daemon downloads into a file of its own (results/<eid>.<ext>.<pid>-<n>.part),
+locked while the download runs, and commits by rename: a second daemon never
+truncates, removes or commits another's download, and a daemon's start removes
+only downloads whose owner is gone. The races are made deterministic with the
+fake's stall: one download is held in the middle while the other daemon acts.
+"""
+import os
+import subprocess
+import time
+
+from conftest import execute, fake_csv, fault_at, kind_of, wait_for
+
+
+def ended(m, eid):
+    wait_for(lambda: open(m.p("executions", eid, "status")).read().strip()
+             not in ("pending", "running"), timeout=30)
+
+
+def stall(fake, seconds):
+    """Holds the next CSV download in the middle for `seconds`."""
+    if kind_of(fake) == "dune":  # page 3 of 5 comes late
+        fake.add_fault(match="offset=2000", action="delay", seconds=seconds)
+    else:  # headers and half the body, then silence
+        fake.add_fault(**fault_at(fake, "csv"), action="stall_body", seconds=seconds)
+
+
+def parts(cache, eid):
+    return [n for n in os.listdir(os.path.join(cache, "results"))
+            if n.startswith(f"{eid}.csv.") and n.endswith(".part")]
+
+
+def cat(m, eid, out):
+    return subprocess.Popen(["cat", m.p("executions", eid, "stream", "results.csv")],
+                            stdout=open(out, "wb"), stderr=subprocess.PIPE)
+
+
+def hold_next_first_page(fake, seconds):
+    """The next download to start waits `seconds` before its first byte (its
+    file is already made: an older execfs truncated the other's then)."""
+    if kind_of(fake) == "dune":
+        fake.add_fault(match="csv?limit=", action="delay", seconds=seconds)
+    else:
+        fake.add_fault(**fault_at(fake, "csv"), action="delay", seconds=seconds)
+
+
+def test_two_daemons_reading_one_result_both_get_every_byte(fake, mounts, tmp_path):
+    a = mounts(name="a")
+    b = mounts(name="b", cache_dir=a.cache)
+    eid = execute(a, 1005)
+    ended(a, eid)
+    truth = fake_csv(fake, eid)
+    stall(fake, 1)
+    first = cat(a, eid, tmp_path / "a.out")
+    wait_for(lambda: parts(a.cache, eid))  # a's download is under way, held mid-body
+    hold_next_first_page(fake, 4)
+    second = cat(b, eid, tmp_path / "b.out")  # b's own download, held before its first byte
+    wait_for(lambda: len(parts(a.cache, eid)) == 2)
+    # a ends and commits while b's download waits: neither touched the other's file
+    assert first.wait(60) == 0
+    assert (tmp_path / "a.out").read_bytes() == truth
+    committed = os.path.join(a.cache, "results", f"{eid}.csv")
+    wait_for(lambda: os.path.exists(committed))
+    with open(committed, "rb") as f:
+        assert f.read() == truth
+    assert open(a.p("executions", eid, "results.csv"), "rb").read() == truth
+    assert second.wait(60) == 0
+    assert (tmp_path / "b.out").read_bytes() == truth
+    wait_for(lambda: not parts(a.cache, eid))
+    with open(committed, "rb") as f:
+        assert f.read() == truth
+    # each mount serves the result whole, then and after a remount
+    assert open(b.p("executions", eid, "results.csv"), "rb").read() == truth
+    a.stop()
+    b.stop()
+    c = mounts(name="c", cache_dir=a.cache)
+    fake.reset()
+    assert open(c.p("executions", eid, "results.csv"), "rb").read() == truth
+    assert not [e for e in fake.log() if "/results" in e["path"]]
+
+
+def test_a_daemon_starting_leaves_a_live_download_alone(fake, mounts, tmp_path):
+    a = mounts(name="a")
+    eid = execute(a, 1005)
+    ended(a, eid)
+    truth = fake_csv(fake, eid)
+    stall(fake, 3)
+    reader = cat(a, eid, tmp_path / "a.out")
+    live = wait_for(lambda: parts(a.cache, eid))
+    mounts(name="b", cache_dir=a.cache)  # its start cleans the cache directory
+    assert parts(a.cache, eid) == live  # not the live download
+    assert reader.wait(60) == 0
+    assert (tmp_path / "a.out").read_bytes() == truth
+    committed = os.path.join(a.cache, "results", f"{eid}.csv")
+    wait_for(lambda: os.path.exists(committed))
+    with open(committed, "rb") as f:
+        assert f.read() == truth
+
+
+def test_a_dead_daemons_download_is_removed_at_the_next_start(fake, mounts, tmp_path):
+    a = mounts(name="a")
+    eid = execute(a, 1005)
+    ended(a, eid)
+    stall(fake, 5)
+    reader = cat(a, eid, tmp_path / "a.out")
+    wait_for(lambda: parts(a.cache, eid))
+    a.proc.kill()  # kill -9: the download's file stays behind, unlocked
+    a.proc.wait()
+    subprocess.run(["fusermount3", "-uz", a.path], capture_output=True)
+    reader.wait(10)
+    assert parts(a.cache, eid)
+    b = mounts(name="b", cache_dir=a.cache)
+    assert not parts(a.cache, eid)
+    assert open(b.p("executions", eid, "results.csv"), "rb").read() == fake_csv(fake, eid)
