@@ -210,12 +210,7 @@ int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_f
 			drop(h);
 			return ENGINE_PARKED;
 		}
-		w->handle = h;
-		w->drop = drop;
-		w->fi = *fi;
-		w->since_ms = http_now_ms();
-		if (core_config.timeout)
-			w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
+		reader_wait_setup(w, h, drop, fi);
 	}
 	w->prepare = open_prepare;
 	park(w);

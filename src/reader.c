@@ -199,7 +199,7 @@ int reader_open_whole(fuse_req_t req, struct handle *h, struct fuse_file_info *f
 void reader_wait_setup(struct waiter *w, struct handle *h, void (*drop)(struct handle *h),
 		       struct fuse_file_info *fi)
 {
-	w->count = &h->result->waiters;
+	w->count = h->result ? &h->result->waiters : NULL;
 	w->handle = h;
 	w->drop = drop;
 	w->fi = *fi;

@@ -32,7 +32,8 @@ int reader_open_whole(fuse_req_t req, struct handle *h, struct fuse_file_info *f
  * drives the download or the polling like a read (lock held). */
 int reader_whole_ready_locked(struct waiter *w);
 
-/* Fills an open's waiter on h's result: its count, handle, flags, deadline. */
+/* Fills the waiter of an open of h: its handle, flags, deadline, and its
+ * count on h's result when h is bound to one. */
 void reader_wait_setup(struct waiter *w, struct handle *h, void (*drop)(struct handle *h),
 		       struct fuse_file_info *fi);
 
