@@ -50,6 +50,9 @@ struct query {
 	int cached_opens[FORMAT_COUNT];
 };
 
+/* Descriptors a result keeps for replies still reading them. */
+#define RESULT_RETIRED_MAX 4
+
 /* Where a result stands; changed only by result_set_state_locked(). */
 enum result_state {
 	RESULT_ABSENT,		/* not on local disk, nothing under way */
@@ -72,8 +75,8 @@ struct result {
 	int opens;
 	int waiters;		/* parked reads */
 	int pins;		/* replies reading fd outside the lock */
-	int retired[4];		/* descriptors replaced while pinned: closed at the */
-	int retired_count;	/* last unpin */
+	int retired[RESULT_RETIRED_MAX]; /* descriptors replaced while pinned: */
+	int retired_count;	/* closed at the last unpin */
 	time_t last_used;	/* for LRU eviction under cache_size */
 	/* The download's own state: engine thread only (download.c). */
 	char part[160];		/* its file in the cache directory, "" before */

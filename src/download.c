@@ -60,11 +60,19 @@ static void fail_download(struct result *r, const struct api_error *err)
 	park_send(ready);
 }
 
+/* Why a download stopped when the cache could not take its bytes (rc),
+ * unless err already says why. */
+static void store_error(struct api_error *err, int rc)
+{
+	if (!err->err)
+		api_fail(err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+}
+
 static void fail_store(struct result *r, int rc)
 {
-	struct api_error err;
+	struct api_error err = {0};
 
-	api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+	store_error(&err, rc);
 	fail_download(r, &err);
 }
 
@@ -214,8 +222,7 @@ static void take_ahead(struct result *r)
 		rc = page_data(req, r->ahead_body.data, r->ahead_body.len);
 	if (rc && !done) {
 		err = r->abort_err;
-		if (!err.err)
-			api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+		store_error(&err, rc);
 		fail_download(r, &err); /* drops the page ahead */
 		return;
 	}
@@ -311,8 +318,7 @@ static void finish(struct result *r)
 	if (!rc)
 		rc = flush_out(r);
 	if (rc) {
-		if (!err.err)
-			api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+		store_error(&err, rc);
 		fail_download(r, &err);
 		return;
 	}
@@ -340,8 +346,10 @@ static void page_done(struct http_request *req)
 	memset(&r->abort_err, 0, sizeof(r->abort_err));
 	if (!rc)
 		rc = r->decoder->ops->page_end(r->decoder, &resp, &r->out, &next, &err);
-	if (!rc && (rc = flush_out(r)))
-		api_fail(&err, -rc, 0, "cannot store the result: %s", strerror(-rc));
+	if (!rc && (rc = flush_out(r))) {
+		memset(&err, 0, sizeof(err));
+		store_error(&err, rc);
+	}
 	if (!rc && next && !backend_next_page_ok(core_config.backend, req->url, next)) {
 		rc = api_fail(&err, EIO, 0, "the next page link leaves this result (%s); refused",
 			      backend_same_origin(core_config.backend, next) ? "another path"

@@ -73,9 +73,7 @@ void engine_release(struct handle *h)
 		int old;
 
 		core_lock();
-		if (tree_kind(h->kind)->role == ROLE_LATEST)
-			latest_release_locked(h);
-		old = reader_release_locked(h->result);
+		old = reader_release_locked(h);
 		core_unlock();
 		if (old >= 0)
 			close(old);
@@ -268,14 +266,7 @@ int engine_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		core_lock();
 		reader_bind_locked(h, &((struct execution *)obj)->results[tree_kind(kind)->format]);
 		core_unlock();
-		if (!tree_kind(kind)->stream) {
-			rc = reader_open_whole(req, h, fi, engine_release);
-			break;
-		}
-		reader_open_file(h);
-		core_lock();
-		reader_open_flags_locked(h, fi);
-		core_unlock();
+		rc = reader_open(req, h, fi, engine_release);
 		break;
 	case ROLE_STATUS:
 		rc = poll_open_status(req, (struct execution *)obj, h, fi, engine_release);

@@ -79,7 +79,7 @@ static void execute_done(struct http_request *req)
 			info.state = EXEC_PENDING;
 		poll_apply_status_locked(ex, &info); /* no status document yet: the first read asks */
 		if (core_config.prefetch)
-			poll_prefetch_locked(ex, core_config.prefetch);
+			poll_prefetch_locked(ex, core_config.prefetch, &ready);
 		snprintf(q->last, sizeof(q->last), "%s", ex->obj.id);
 		q->listed = 1;
 		core_set_string(&q->error, NULL);

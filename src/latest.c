@@ -105,52 +105,13 @@ static void resolve_locked(struct query *q)
 	http_submit(req);
 }
 
-/* latest.* is one inode whose bytes change from one execution to the next
- * while older opens keep their snapshot: it is read through the page cache
- * only while every open that does so reads the same result (an open
- * bringing another one drops the cached pages, or gets direct I/O while the
- * older snapshot is still open that way). Direct I/O opens never drop
- * another open's cached pages. */
-static void open_flags_locked(struct handle *h, struct fuse_file_info *fi)
-{
-	struct result *r = h->result;
-	struct query *q = (struct query *)h->obj;
-	int f = r->format;
-
-	fi->direct_io = 1;
-	fi->keep_cache = 1;
-	if (!result_whole(r))
-		return;
-	if (q->cached_opens[f] && q->page_owner[f] != r)
-		return;
-	fi->direct_io = 0;
-	fi->keep_cache = q->page_owner[f] == r;
-	q->page_owner[f] = r;
-	q->cached_opens[f]++;
-	h->cached = 1;
-}
-
-/* Once bound to its result: its file opened, then the flags. */
-static void finish_open(struct handle *h, struct fuse_file_info *fi)
-{
-	reader_open_file(h);
-	core_lock();
-	open_flags_locked(h, fi);
-	core_unlock();
-}
-
-static void open_prepare(struct waiter *w)
-{
-	finish_open(w->handle, &w->fi);
-}
-
 /* A whole open (not stream/) bound to a result not whole yet waits on the
  * result from now on, as an open of results.* does (lock held). */
 static int wait_whole_locked(struct waiter *w)
 {
 	struct result *r = w->handle->result;
 
-	if (tree_kind(w->handle->kind)->stream || result_whole(r))
+	if (reader_open_now_locked(w->handle))
 		return 1;
 	park_retarget_locked(w, r, &r->waiters);
 	w->ready = reader_whole_ready_locked;
@@ -181,44 +142,27 @@ int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_f
 	enum result_format format = tree_kind(h->kind)->format;
 	struct execution *ex = NULL;
 	struct waiter *w;
-
-	int ready;
+	int now;
 
 	core_lock();
 	if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)core_config.max_age)
 		ex = objects_execution_new_locked(q->latest, NULL);
 	if (ex) {
 		reader_bind_locked(h, &ex->results[format]);
-		ready = tree_kind(h->kind)->stream || result_whole(h->result);
+		now = reader_open_now_locked(h);
 		core_unlock();
-		if (ready) {
-			finish_open(h, fi);
+		if (now) {
+			reader_finish_open(h, fi);
 			return 0;
 		}
 		/* a fresh answer, a result not here yet: wait for it whole */
-		w = park_waiter_new(req, PARK_REPLY_OPEN, h->result, reader_whole_ready_locked);
-		if (!w) {
-			drop(h);
-			return ENGINE_PARKED;
-		}
-		reader_wait_setup(w, h, drop, fi);
+		w = reader_open_waiter(req, h->result, reader_whole_ready_locked, h, drop, fi);
 	} else {
 		resolve_locked(q);
 		core_unlock();
-		w = park_waiter_new(req, PARK_REPLY_OPEN, q, open_ready_locked);
-		if (!w) {
-			drop(h);
-			return ENGINE_PARKED;
-		}
-		reader_wait_setup(w, h, drop, fi);
+		w = reader_open_waiter(req, q, open_ready_locked, h, drop, fi);
 	}
-	w->prepare = open_prepare;
-	park(w);
+	if (w)
+		park(w);
 	return ENGINE_PARKED;
-}
-
-void latest_release_locked(struct handle *h)
-{
-	if (h->cached)
-		((struct query *)h->obj)->cached_opens[h->result->format]--;
 }

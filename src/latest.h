@@ -1,6 +1,6 @@
 /* latest.h - queries/<qid>/latest.*: which run holds the query's latest
- * result (asked of the API at most every max_age seconds), and the page
- * cache of the one inode whose bytes change from one run to the next.
+ * result (asked of the API at most every max_age seconds); an open binds to
+ * that run's result and is then read as reader.c reads any result.
  */
 #ifndef EXECFS_LATEST_H
 #define EXECFS_LATEST_H
@@ -11,8 +11,5 @@
  * until the API names the run (drop lets go of h if the open fails). */
 int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_file_info *fi,
 		void (*drop)(struct handle *h));
-
-/* An open of latest.* ends: its share of the inode's page cache. */
-void latest_release_locked(struct handle *h);
 
 #endif

@@ -57,7 +57,14 @@ static int add_locked(struct object *o, enum object_type type, const char *id)
 
 void objects_probe(const char *eid, struct cached_files *files)
 {
+	int known;
+
 	memset(files, 0, sizeof(*files));
+	core_lock();
+	known = find_locked(OBJECT_EXECUTION, eid) != NULL;
+	core_unlock();
+	if (known)
+		return; /* its results are known already: no disk read */
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		files->present[f] = cache_result_probe(eid, (enum result_format)f, &files->size[f],
 						       &files->mtime[f]) == 0;

@@ -14,7 +14,9 @@ struct cached_files {
 	time_t mtime[FORMAT_COUNT];
 };
 
-/* Fills files from the cache directory. Lock not held. */
+/* Fills files from the cache directory for an execution not in the table
+ * yet (for one already there, nothing is read: the table knows). Lock not
+ * held. */
 void objects_probe(const char *eid, struct cached_files *files);
 
 /* The query with id qid; created when create is set (NULL: out of memory). */

@@ -18,11 +18,6 @@ static const char *const state_names[] = {
 	[POLL_ANSWERED] = "answered",
 };
 
-const char *poll_state_name(enum poll_state state)
-{
-	return state_names[state];
-}
-
 void poll_set_state_locked(struct execution *ex, enum poll_state state)
 {
 	if (ex->poll == state)
@@ -128,17 +123,13 @@ static void state_changed_locked(struct execution *ex, struct waiter **ready)
 	park_wake_locked(ex, ready);
 }
 
-void poll_prefetch_locked(struct execution *ex, unsigned formats)
+void poll_prefetch_locked(struct execution *ex, unsigned formats, struct waiter **ready)
 {
 	ex->prefetch = formats;
-	if (!exec_state_is_terminal(ex->state)) {
+	if (exec_state_is_terminal(ex->state))
+		state_changed_locked(ex, ready); /* ended already: the downloads now */
+	else
 		poll_ensure_locked(ex);
-		return;
-	}
-	for (int f = 0; f < FORMAT_COUNT; f++)
-		if ((ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) && (formats & (1u << f)))
-			download_start_locked(&ex->results[f]);
-	ex->prefetch = 0;
 }
 
 void poll_apply_status_locked(struct execution *ex, struct exec_info *info)
@@ -346,7 +337,6 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 	struct execution *ex;
 	struct waiter *w;
 
-	memset(&files, 0, sizeof(files));
 	core_lock();
 	ex = objects_execution_locked(eid);
 	if (ex && ex->known) {
@@ -359,8 +349,7 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 		return -ENOENT;
 	}
 	core_unlock();
-	if (!ex)
-		objects_probe(eid, &files);
+	objects_probe(eid, &files);
 	core_lock();
 	ex = objects_execution_new_locked(eid, &files);
 	core_unlock();

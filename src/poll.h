@@ -19,9 +19,6 @@ struct waiter;
 /* The one place an execution's poll state changes; logs it at debug level. */
 void poll_set_state_locked(struct execution *ex, enum poll_state state);
 
-/* The name of a poll state, for log lines and tests. */
-const char *poll_state_name(enum poll_state state);
-
 /* Keeps a poll coming while someone waits: starts the chain if idle. */
 void poll_ensure_locked(struct execution *ex);
 
@@ -36,8 +33,9 @@ void poll_now_locked(struct execution *ex);
 int poll_wait_locked(struct waiter *w, struct execution *ex);
 
 /* -o prefetch: the formats of ex to download as soon as it ends; ex is
- * polled until then, whoever reads. */
-void poll_prefetch_locked(struct execution *ex, unsigned formats);
+ * polled until then, whoever reads. Waiters the downloads can answer at once
+ * go onto *ready. */
+void poll_prefetch_locked(struct execution *ex, unsigned formats, struct waiter **ready);
 
 /* What the API said of ex (a status, a latest answer, an execute reply):
  * applied, logged when the run failed, persisted when it changed. */

@@ -62,7 +62,35 @@ void reader_open_file(struct handle *h)
 		close(fd); /* another open got there first */
 }
 
-void reader_open_flags_locked(struct handle *h, struct fuse_file_info *fi)
+/* latest.* is one inode whose bytes change from one execution to the next
+ * while older opens keep their snapshot: it is read through the page cache
+ * only while every open that does so reads the same result (an open
+ * bringing another one drops the cached pages, or gets direct I/O while the
+ * older snapshot is still open that way). Direct I/O opens never drop
+ * another open's cached pages. */
+static void latest_flags_locked(struct handle *h, struct fuse_file_info *fi)
+{
+	struct result *r = h->result;
+	struct query *q = (struct query *)h->obj;
+	int f = r->format;
+
+	fi->direct_io = 1;
+	fi->keep_cache = 1;
+	if (!result_whole(r))
+		return;
+	if (q->cached_opens[f] && q->page_owner[f] != r)
+		return;
+	fi->direct_io = 0;
+	fi->keep_cache = q->page_owner[f] == r;
+	q->page_owner[f] = r;
+	q->cached_opens[f]++;
+	h->cached = 1;
+}
+
+/* Open flags for executions/<eid>/results.* (and stream/): direct I/O and
+ * size 0 until the result is whole, then the page cache, kept across opens:
+ * those bytes never change. */
+static void results_flags_locked(struct handle *h, struct fuse_file_info *fi)
 {
 	fi->direct_io = !result_whole(h->result);
 	fi->keep_cache = 1;
@@ -74,7 +102,7 @@ void reader_open_flags_locked(struct handle *h, struct fuse_file_info *fi)
 static void read_pinned(struct waiter *w)
 {
 	struct result *r = w->pinned;
-	int closing[4], count;
+	int closing[RESULT_RETIRED_MAX], count;
 	ssize_t n;
 
 	w->data = malloc(w->data_len);
@@ -159,53 +187,67 @@ int reader_whole_ready_locked(struct waiter *w)
 	return (w->err = drive_locked(w, r)) != 0;
 }
 
-/* A whole open's last step, outside the lock: the cache file, the flags. */
-static void whole_prepare(struct waiter *w)
+int reader_open_now_locked(const struct handle *h)
 {
-	reader_open_file(w->handle);
-	core_lock();
-	reader_open_flags_locked(w->handle, &w->fi);
-	core_unlock();
+	return tree_kind(h->kind)->stream || result_whole(h->result);
 }
 
-int reader_open_whole(fuse_req_t req, struct handle *h, struct fuse_file_info *fi,
-		      void (*drop)(struct handle *h))
-{
-	struct result *r = h->result;
-	struct waiter *w;
-	int whole;
+static void open_prepare(struct waiter *w);
 
-	core_lock();
-	whole = result_whole(r);
-	core_unlock();
-	if (whole) {
-		reader_open_file(h);
-		core_lock();
-		reader_open_flags_locked(h, fi);
-		core_unlock();
-		return 0;
-	}
-	w = park_waiter_new(req, PARK_REPLY_OPEN, r, reader_whole_ready_locked);
+struct waiter *reader_open_waiter(fuse_req_t req, void *target, int (*ready)(struct waiter *w),
+				  struct handle *h, void (*drop)(struct handle *h),
+				  struct fuse_file_info *fi)
+{
+	struct waiter *w = park_waiter_new(req, PARK_REPLY_OPEN, target, ready);
+
 	if (!w) {
 		drop(h);
-		return ENGINE_PARKED;
+		return NULL;
 	}
-	reader_wait_setup(w, h, drop, fi);
-	w->prepare = whole_prepare;
-	park(w);
-	return ENGINE_PARKED;
-}
-
-void reader_wait_setup(struct waiter *w, struct handle *h, void (*drop)(struct handle *h),
-		       struct fuse_file_info *fi)
-{
 	w->count = h->result ? &h->result->waiters : NULL;
 	w->handle = h;
 	w->drop = drop;
+	w->prepare = open_prepare;
 	w->fi = *fi;
 	w->since_ms = http_now_ms();
 	if (core_config.timeout)
 		w->deadline_ms = w->since_ms + (long long)core_config.timeout * 1000;
+	return w;
+}
+
+void reader_finish_open(struct handle *h, struct fuse_file_info *fi)
+{
+	reader_open_file(h);
+	core_lock();
+	if (tree_kind(h->kind)->role == ROLE_LATEST)
+		latest_flags_locked(h, fi);
+	else
+		results_flags_locked(h, fi);
+	core_unlock();
+}
+
+static void open_prepare(struct waiter *w)
+{
+	reader_finish_open(w->handle, &w->fi);
+}
+
+int reader_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi,
+		void (*drop)(struct handle *h))
+{
+	struct waiter *w;
+	int now;
+
+	core_lock();
+	now = reader_open_now_locked(h);
+	core_unlock();
+	if (now) {
+		reader_finish_open(h, fi);
+		return 0;
+	}
+	w = reader_open_waiter(req, h->result, reader_whole_ready_locked, h, drop, fi);
+	if (w)
+		park(w);
+	return ENGINE_PARKED;
 }
 
 int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
@@ -215,7 +257,6 @@ int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	if (!w)
 		return ENGINE_PARKED;
 	w->count = &h->result->waiters;
-	w->handle = NULL; /* a read hands no handle over */
 	w->off = off;
 	w->size = size;
 	w->since_ms = http_now_ms();
@@ -225,10 +266,13 @@ int reader_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	return ENGINE_PARKED;
 }
 
-int reader_release_locked(struct result *r)
+int reader_release_locked(struct handle *h)
 {
+	struct result *r = h->result;
 	int old;
 
+	if (h->cached) /* latest.*: its share of the inode's page cache */
+		((struct query *)h->obj)->cached_opens[r->format]--;
 	if (--r->opens > 0 || result_busy(r) || r->fd < 0)
 		return -1;
 	old = result_set_fd_locked(r, -1);

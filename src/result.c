@@ -8,8 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RESULT_OUT_CAP (256u << 20)
-
 static unsigned long long cached_bytes;	/* complete results on disk */
 
 static const char *const state_names[] = {
@@ -17,11 +15,6 @@ static const char *const state_names[] = {
 	[RESULT_COMMITTING] = "committing", [RESULT_COMPLETE] = "complete",
 	[RESULT_UNKEPT] = "unkept",	    [RESULT_FAILED] = "failed",
 };
-
-const char *result_state_name(enum result_state state)
-{
-	return state_names[state];
-}
 
 void result_set_state_locked(struct result *r, enum result_state state)
 {
@@ -38,7 +31,6 @@ void result_init_locked(struct result *r, struct execution *ex, enum result_form
 	r->ex = ex;
 	r->format = format;
 	r->fd = -1;
-	buffer_init(&r->out, RESULT_OUT_CAP);
 	if (cached_size >= 0) {
 		r->state = RESULT_COMPLETE;
 		r->size = cached_size;
@@ -63,7 +55,7 @@ int result_set_fd_locked(struct result *r, int fd)
 	int old = r->fd;
 
 	r->fd = fd;
-	if (old >= 0 && r->pins && r->retired_count < (int)(sizeof(r->retired) / sizeof(r->retired[0]))) {
+	if (old >= 0 && r->pins && r->retired_count < RESULT_RETIRED_MAX) {
 		r->retired[r->retired_count++] = old; /* a reply still reads it */
 		return -1;
 	}

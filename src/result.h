@@ -17,9 +17,6 @@ void result_init_locked(struct result *r, struct execution *ex, enum result_form
 /* The one place a result's state changes; logs the change at debug level. */
 void result_set_state_locked(struct result *r, enum result_state state);
 
-/* The name of a state, for log lines and tests. */
-const char *result_state_name(enum result_state state);
-
 /* Every byte is on local disk (a commit may still be under way): its size
  * is final. */
 int result_whole(const struct result *r);
@@ -35,7 +32,7 @@ int result_set_fd_locked(struct result *r, int fd);
 
 /* A reply that read r's descriptor outside the lock is done; the
  * descriptors retired meanwhile, for the caller to close after unlocking, go
- * into closing (room for 4). Returns how many. */
+ * into closing (room for RESULT_RETIRED_MAX). Returns how many. */
 int result_unpin_locked(struct result *r, int *closing);
 
 /* The download of r ended with all its bytes committed to the cache.

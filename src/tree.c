@@ -78,7 +78,8 @@ int tree_valid_eid(const char *name)
 	return !b || !b->ops->eid_valid || b->ops->eid_valid(name);
 }
 
-fuse_ino_t tree_ino(const struct object *obj, enum file_kind kind)
+/* The inode of obj's file of kind. */
+static fuse_ino_t tree_ino(const struct object *obj, enum file_kind kind)
 {
 	return INO_FIRST_OBJECT + (fuse_ino_t)obj->index * INO_PER_OBJECT + kind;
 }

@@ -88,8 +88,7 @@ struct object;
 struct handle;
 struct result;
 
-/* The inode of obj's file of kind, and back (NULL: no such object). */
-fuse_ino_t tree_ino(const struct object *obj, enum file_kind kind);
+/* The object and kind of an inode (NULL: no such object). */
 struct object *tree_object_by_ino_locked(fuse_ino_t ino, enum file_kind *kind);
 
 /* The kind of the file called name in obj's directory dir (FILE_DIR or a

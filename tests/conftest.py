@@ -13,6 +13,7 @@ only one API has (pages, partial results, a job cache). The helpers below
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,3 +345,24 @@ def wait_for(cond, timeout=10.0, step=0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
+
+
+def need(tool):
+    """Skips a test whose tool is missing, saying how to get it."""
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (tests/install-deps.sh installs it)")
+
+
+def wait_ended(m, eid):
+    """Waits for a run to end, through its status file: its result is not read."""
+    wait_for(lambda: open(m.p("executions", eid, "status")).read().strip()
+             not in ("pending", "running"), timeout=30)
+
+
+def stall_download(fake, seconds):
+    """Holds the next CSV download in the middle for `seconds`: dune's page 3
+    of 5 comes late; redash sends headers and half the body, then silence."""
+    if kind_of(fake) == "dune":
+        fake.add_fault(match="offset=2000", action="delay", seconds=seconds)
+    else:
+        fake.add_fault(**fault_at(fake, "csv"), action="stall_body", seconds=seconds)

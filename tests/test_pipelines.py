@@ -16,23 +16,17 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import ROOT, execute, fake_csv, fake_json_rows, fake_latest_csv, kind_of, requests_for
+from conftest import ROOT, execute, fake_csv, fake_json_rows, fake_latest_csv, kind_of, need, requests_for
 
 EXAMPLES = os.path.join(ROOT, "mount-examples")
 INTEGER = re.compile(r"[+-]?[0-9]+")
 DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-
-
-def need(tool):
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (tests/install-deps.sh installs it)")
 
 
 def run(argv, m=None, env=None, cwd=None, check=True, timeout=120):

@@ -9,27 +9,21 @@ fake's stall: one download is held in the middle while the other daemon acts.
 """
 import os
 import subprocess
-import time
 
-from conftest import execute, fake_csv, fault_at, kind_of, wait_for
-
-
-def ended(m, eid):
-    wait_for(lambda: open(m.p("executions", eid, "status")).read().strip()
-             not in ("pending", "running"), timeout=30)
-
-
-def stall(fake, seconds):
-    """Holds the next CSV download in the middle for `seconds`."""
-    if kind_of(fake) == "dune":  # page 3 of 5 comes late
-        fake.add_fault(match="offset=2000", action="delay", seconds=seconds)
-    else:  # headers and half the body, then silence
-        fake.add_fault(**fault_at(fake, "csv"), action="stall_body", seconds=seconds)
+from conftest import execute, fake_csv, fault_at, kind_of, stall_download, wait_ended, wait_for
 
 
 def parts(cache, eid):
     return [n for n in os.listdir(os.path.join(cache, "results"))
             if n.startswith(f"{eid}.csv.") and n.endswith(".part")]
+
+
+def committed(cache, eid):
+    """The result's file in the cache, once committed."""
+    path = os.path.join(cache, "results", f"{eid}.csv")
+    wait_for(lambda: os.path.exists(path))
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def cat(m, eid, out):
@@ -50,9 +44,9 @@ def test_two_daemons_reading_one_result_both_get_every_byte(fake, mounts, tmp_pa
     a = mounts(name="a")
     b = mounts(name="b", cache_dir=a.cache)
     eid = execute(a, 1005)
-    ended(a, eid)
+    wait_ended(a, eid)
     truth = fake_csv(fake, eid)
-    stall(fake, 1)
+    stall_download(fake, 1)
     first = cat(a, eid, tmp_path / "a.out")
     wait_for(lambda: parts(a.cache, eid))  # a's download is under way, held mid-body
     hold_next_first_page(fake, 4)
@@ -61,16 +55,12 @@ def test_two_daemons_reading_one_result_both_get_every_byte(fake, mounts, tmp_pa
     # a ends and commits while b's download waits: neither touched the other's file
     assert first.wait(60) == 0
     assert (tmp_path / "a.out").read_bytes() == truth
-    committed = os.path.join(a.cache, "results", f"{eid}.csv")
-    wait_for(lambda: os.path.exists(committed))
-    with open(committed, "rb") as f:
-        assert f.read() == truth
+    assert committed(a.cache, eid) == truth
     assert open(a.p("executions", eid, "results.csv"), "rb").read() == truth
     assert second.wait(60) == 0
     assert (tmp_path / "b.out").read_bytes() == truth
     wait_for(lambda: not parts(a.cache, eid))
-    with open(committed, "rb") as f:
-        assert f.read() == truth
+    assert committed(a.cache, eid) == truth
     # each mount serves the result whole, then and after a remount
     assert open(b.p("executions", eid, "results.csv"), "rb").read() == truth
     a.stop()
@@ -81,31 +71,29 @@ def test_two_daemons_reading_one_result_both_get_every_byte(fake, mounts, tmp_pa
     assert not [e for e in fake.log() if "/results" in e["path"]]
 
 
-def test_a_daemon_starting_leaves_a_live_download_alone(fake, mounts, tmp_path):
+def held_download(mounts, fake, tmp_path, seconds):
+    """Mount a, a run of its, and a's download of it held in the middle:
+    (a, eid, the reading cat, the download's file names)."""
     a = mounts(name="a")
     eid = execute(a, 1005)
-    ended(a, eid)
-    truth = fake_csv(fake, eid)
-    stall(fake, 3)
+    wait_ended(a, eid)
+    stall_download(fake, seconds)
     reader = cat(a, eid, tmp_path / "a.out")
-    live = wait_for(lambda: parts(a.cache, eid))
+    return a, eid, reader, wait_for(lambda: parts(a.cache, eid))
+
+
+def test_a_daemon_starting_leaves_a_live_download_alone(fake, mounts, tmp_path):
+    a, eid, reader, live = held_download(mounts, fake, tmp_path, 3)
+    truth = fake_csv(fake, eid)
     mounts(name="b", cache_dir=a.cache)  # its start cleans the cache directory
     assert parts(a.cache, eid) == live  # not the live download
     assert reader.wait(60) == 0
     assert (tmp_path / "a.out").read_bytes() == truth
-    committed = os.path.join(a.cache, "results", f"{eid}.csv")
-    wait_for(lambda: os.path.exists(committed))
-    with open(committed, "rb") as f:
-        assert f.read() == truth
+    assert committed(a.cache, eid) == truth
 
 
 def test_a_dead_daemons_download_is_removed_at_the_next_start(fake, mounts, tmp_path):
-    a = mounts(name="a")
-    eid = execute(a, 1005)
-    ended(a, eid)
-    stall(fake, 5)
-    reader = cat(a, eid, tmp_path / "a.out")
-    wait_for(lambda: parts(a.cache, eid))
+    a, eid, reader, _ = held_download(mounts, fake, tmp_path, 5)
     a.proc.kill()  # kill -9: the download's file stays behind, unlocked
     a.proc.wait()
     subprocess.run(["fusermount3", "-uz", a.path], capture_output=True)
