@@ -69,6 +69,7 @@ static void remove_partial_downloads(void)
 		size_t len = strlen(de->d_name);
 
 		if (((len > 5 && strcmp(de->d_name + len - 5, ".part") == 0) ||
+		     (len > 5 && strcmp(de->d_name + len - 5, ".lock") == 0) ||
 		     strncmp(de->d_name, ".tmp.", 5) == 0) && !part_in_use(fd, de->d_name))
 			unlinkat(fd, de->d_name, 0);
 	}
@@ -236,11 +237,146 @@ int cache_result_probe(const char *eid, enum result_format format, off_t *size, 
 	return 0;
 }
 
-int cache_result_begin(const char *eid, enum result_format format, char *part, size_t partlen)
+/* ---- one download per result across daemons --------------------------------
+ *
+ * results/<eid>.<ext>.lock names the result's download: the daemon whose open
+ * file description holds a write lock on it downloads, and writes into it the
+ * name of its .part file; the others open that file read-only and follow it
+ * as it grows. The owner commits by rename, then removes the lock file while
+ * still holding it; a daemon that took a lock on a file no longer under that
+ * name (removed meanwhile) lets it go and tries again. */
+
+static int lock_path(char *out, size_t outlen, const char *eid, enum result_format format)
+{
+	result_path(out, outlen, eid, format, ".lock");
+	return 0;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev;
+}
+
+/* The .part file named in a lock file, or "" (not written yet, or not one of
+ * this result's names: only results/<eid>.<ext>.*.part is ever followed or
+ * removed). */
+static void named_part(int lock_fd, const char *eid, enum result_format format, char *part,
+		       size_t partlen)
+{
+	char prefix[PATH_MAX];
+	ssize_t n = pread(lock_fd, part, partlen - 1, 0);
+	size_t len, plen;
+
+	result_path(prefix, sizeof(prefix), eid, format, ".");
+	plen = strlen(prefix);
+	part[n > 0 ? n : 0] = '\0';
+	len = strlen(part);
+	if (len <= plen + 5 || strncmp(part, prefix, plen) != 0 || strchr(part + plen, '/') ||
+	    strcmp(part + len - 5, ".part") != 0)
+		part[0] = '\0';
+}
+
+static int open_complete(const char *eid, enum result_format format, struct cache_claim *c)
+{
+	int fd = cache_result_open(eid, format, &c->size, &c->mtime);
+
+	if (fd < 0)
+		return fd;
+	c->fd = fd;
+	return CLAIM_COMPLETE;
+}
+
+int cache_result_claim(const char *eid, enum result_format format, struct cache_claim *c)
+{
+	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char path[PATH_MAX], part[PATH_MAX];
+	struct stat held, named;
+	int rc;
+
+	c->lock_fd = c->fd = -1;
+	c->size = 0;
+	c->mtime = 0;
+	lock_path(path, sizeof(path), eid, format);
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = openat(cache_fd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd < 0)
+			return -errno;
+		if (fcntl(fd, F_OFD_SETLK, &lock) == 0) {
+			if (fstat(fd, &held) || fstatat(cache_fd, path, &named, AT_SYMLINK_NOFOLLOW) ||
+			    !same_file(&held, &named)) {
+				close(fd); /* its owner removed it after its commit */
+				continue;
+			}
+			/* committed by another daemon since this one last looked */
+			if ((rc = open_complete(eid, format, c)) == CLAIM_COMPLETE) {
+				unlinkat(cache_fd, path, 0);
+				close(fd);
+				return rc;
+			}
+			/* the download of a daemon that died: its bytes go */
+			named_part(fd, eid, format, part, sizeof(part));
+			if (part[0])
+				unlinkat(cache_fd, part, 0);
+			if (ftruncate(fd, 0)) {
+				/* a follower would read a stale name: the part's
+				 * name check and its O_EXCL keep that harmless */
+			}
+			c->lock_fd = fd;
+			return CLAIM_OWNER;
+		}
+		rc = errno;
+		if (rc != EAGAIN && rc != EACCES) {
+			/* no locks on this filesystem: download alone, as before */
+			close(fd);
+			log_info("%s: cannot lock (%s): downloads are not shared with other daemons",
+				 path, strerror(rc));
+			return CLAIM_OWNER;
+		}
+		named_part(fd, eid, format, part, sizeof(part));
+		c->fd = part[0] ? openat(cache_fd, part, O_RDONLY | O_CLOEXEC) : -1;
+		if (c->fd >= 0) {
+			c->lock_fd = fd;
+			return CLAIM_FOLLOW;
+		}
+		close(fd);
+		if (open_complete(eid, format, c) == CLAIM_COMPLETE)
+			return CLAIM_COMPLETE;
+		if (!part[0])
+			return -EAGAIN; /* the owner has not named its file yet */
+	}
+	return -EAGAIN;
+}
+
+int cache_result_follow(const char *eid, enum result_format format, const struct cache_claim *c,
+			off_t *size)
+{
+	struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char path[PATH_MAX];
+	struct stat part, final;
+
+	if (fstat(c->fd, &part))
+		return -errno;
+	*size = part.st_size;
+	if (fcntl(c->lock_fd, F_OFD_GETLK, &probe))
+		return -errno;
+	if (probe.l_type != F_UNLCK)
+		return FOLLOW_RUNNING;
+	result_path(path, sizeof(path), eid, format, "");
+	if (fstatat(cache_fd, path, &final, 0) == 0 && same_file(&part, &final)) {
+		*size = final.st_size;
+		return FOLLOW_COMMITTED;
+	}
+	return FOLLOW_GONE;
+}
+
+int cache_result_begin(const char *eid, enum result_format format, int lock_fd, char *part,
+		       size_t partlen)
 {
 	static unsigned long parts;
 	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char suffix[64];
+	size_t len;
 	int fd;
 
 	/* a name of its own: another daemon on this directory never writes,
@@ -259,10 +395,16 @@ int cache_result_begin(const char *eid, enum result_format format, char *part, s
 	if (fcntl(fd, F_OFD_SETLK, &lock))
 		log_info("%s: no lock on the download's file (%s): a daemon starting on this "
 			 "cache directory may remove it", part, strerror(errno));
+	/* the other daemons follow it from here */
+	len = strlen(part);
+	if (lock_fd >= 0 && pwrite(lock_fd, part, len, 0) != (ssize_t)len)
+		log_info("%s: cannot name the download in its lock file: other daemons will "
+			 "wait for its end", part);
 	return fd;
 }
 
-int cache_result_commit(const char *part, const char *eid, enum result_format format, int fd)
+int cache_result_commit(const char *part, const char *eid, enum result_format format, int fd,
+			int lock_fd)
 {
 	char temp[PATH_MAX], final[PATH_MAX];
 
@@ -273,7 +415,19 @@ int cache_result_commit(const char *part, const char *eid, enum result_format fo
 	if (renameat(cache_fd, temp, cache_fd, final))
 		return -errno;
 	sync_dir("results");
+	cache_result_release(eid, format, lock_fd);
 	return 0;
+}
+
+void cache_result_release(const char *eid, enum result_format format, int lock_fd)
+{
+	char path[PATH_MAX];
+
+	if (lock_fd < 0)
+		return;
+	lock_path(path, sizeof(path), eid, format);
+	unlinkat(cache_fd, path, 0); /* still held: no one else removes it */
+	close(lock_fd);
 }
 
 void cache_result_remove(const char *eid, enum result_format format)
@@ -284,8 +438,9 @@ void cache_result_remove(const char *eid, enum result_format format)
 	unlinkat(cache_fd, path, 0);
 }
 
-void cache_result_abandon(const char *part)
+void cache_result_abandon(const char *part, const char *eid, enum result_format format, int lock_fd)
 {
 	if (part[0])
 		unlinkat(cache_fd, part, 0);
+	cache_result_release(eid, format, lock_fd);
 }

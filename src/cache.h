@@ -5,6 +5,7 @@
  *   results/<eid>.<ext>.<pid>-<n>.part  a download under way, named by its
  *                              daemon and locked while it runs; removed at
  *                              startup once its owner is gone
+ *   results/<eid>.<ext>.lock   who downloads it (see cache_result_claim)
  *   executions/<eid>           the index entry of an execution (JSON)
  *   queries/<qid>              the index entry of a query (JSON)
  * Index entries and results become visible only complete: written to a
@@ -42,19 +43,57 @@ int cache_result_open(const char *eid, enum result_format format, off_t *size, t
  * opening it. Returns 0 or -errno. */
 int cache_result_probe(const char *eid, enum result_format format, off_t *size, time_t *mtime);
 
-/* Creates the temporary file of a download, a name of its own (into part,
- * relative to the cache directory), locked while fd stays open. Returns fd
- * (read-write) or -errno. */
-int cache_result_begin(const char *eid, enum result_format format, char *part, size_t partlen);
+/* One download per result across the daemons sharing the directory:
+ * results/<eid>.<ext>.lock is held by the daemon downloading it, and names
+ * its .part file, which the others follow as it grows. */
+struct cache_claim {
+	int lock_fd;	/* the lock file: held (owner) or watched (follower); -1 none */
+	int fd;		/* CLAIM_COMPLETE: the result; CLAIM_FOLLOW: the owner's file */
+	off_t size;	/* CLAIM_COMPLETE */
+	time_t mtime;	/* CLAIM_COMPLETE */
+};
 
-/* The download is complete: fsync and rename part into place. fd stays
- * usable. */
-int cache_result_commit(const char *part, const char *eid, enum result_format format, int fd);
+enum claim_outcome {
+	CLAIM_OWNER,	/* this daemon downloads; a dead owner's file is gone */
+	CLAIM_COMPLETE,	/* another daemon committed it meanwhile */
+	CLAIM_FOLLOW,	/* another daemon downloads it: follow c->fd */
+};
+
+/* Who downloads eid's result: returns a claim_outcome, or -errno (-EAGAIN:
+ * the owner has not named its file yet; ask again soon). */
+int cache_result_claim(const char *eid, enum result_format format, struct cache_claim *c);
+
+enum follow_outcome {
+	FOLLOW_RUNNING,		/* the owner is still at it */
+	FOLLOW_COMMITTED,	/* c->fd is the complete result */
+	FOLLOW_GONE,		/* the owner failed or died: claim again */
+};
+
+/* Where a followed download stands; *size: the bytes on disk. Returns a
+ * follow_outcome or -errno. */
+int cache_result_follow(const char *eid, enum result_format format, const struct cache_claim *c,
+			off_t *size);
+
+/* Creates the owner's temporary file (a name of its own, into part,
+ * relative to the cache directory), locked while fd stays open, and names
+ * it in the lock file. Returns fd (read-write) or -errno. */
+int cache_result_begin(const char *eid, enum result_format format, int lock_fd, char *part,
+		       size_t partlen);
+
+/* The download is complete: fsync, rename part into place, release the
+ * claim. fd stays usable. */
+int cache_result_commit(const char *part, const char *eid, enum result_format format, int fd,
+			int lock_fd);
+
+/* Gives up a claim (removes the lock file while holding it, then closes
+ * it); lock_fd -1: nothing. */
+void cache_result_release(const char *eid, enum result_format format, int lock_fd);
 
 /* Removes a complete result (evicted). Readers holding it open keep reading. */
 void cache_result_remove(const char *eid, enum result_format format);
 
-/* The download failed: remove its temporary file (part "" : none). */
-void cache_result_abandon(const char *part);
+/* The download failed: remove its temporary file (part "" : none) and
+ * release the claim. */
+void cache_result_abandon(const char *part, const char *eid, enum result_format format, int lock_fd);
 
 #endif

@@ -78,7 +78,11 @@ struct result {
 	int retired[RESULT_RETIRED_MAX]; /* descriptors replaced while pinned: */
 	int retired_count;	/* closed at the last unpin */
 	time_t last_used;	/* for LRU eviction under cache_size */
-	/* The download's own state: engine thread only (download.c). */
+	/* The download's own state: engine thread only (share.c, download.c). */
+	int lock_fd;		/* its claim in the cache directory: held while this
+				 * daemon downloads, watched while it follows
+				 * another's download; -1 none */
+	int claim_tries;	/* claims that found the owner not ready yet */
 	char part[160];		/* its file in the cache directory, "" before */
 	struct result_decoder *decoder;
 	struct buffer out;

@@ -41,8 +41,9 @@ static void fail_download(struct result *r, const struct api_error *err)
 	int old = -1;
 
 	download_free(r);
-	cache_result_abandon(r->part);
+	cache_result_abandon(r->part, r->ex->obj.id, r->format, r->lock_fd);
 	r->part[0] = '\0';
+	r->lock_fd = -1;
 	core_lock();
 	r->error = err->err ? err->err : EIO;
 	core_set_string(&r->error_message, err->message);
@@ -289,13 +290,14 @@ static void commit(void *data)
 {
 	struct result *r = data;
 	struct waiter *ready = NULL;
-	int rc = cache_result_commit(r->part, r->ex->obj.id, r->format, r->fd), old;
+	int rc = cache_result_commit(r->part, r->ex->obj.id, r->format, r->fd, r->lock_fd), old;
 
 	if (rc) {
 		fail_store(r, rc);
 		return;
 	}
 	r->part[0] = '\0'; /* it is the result's file now */
+	r->lock_fd = -1;  /* released by the commit */
 	core_lock();
 	old = result_committed_locked(r);
 	evict_soon_locked();
@@ -390,10 +392,8 @@ static void page_done(struct http_request *req)
 	}
 }
 
-/* On the engine thread: the cache file, the decoder, the first page. */
-static void begin(void *data, int cancelled)
+void download_run(struct result *r, int lock_fd)
 {
-	struct result *r = data;
 	const struct backend *b = core_config.backend;
 	struct exec_info info = {0};
 	struct api_request api = {0};
@@ -402,9 +402,8 @@ static void begin(void *data, int cancelled)
 	char *document = NULL;
 	int fd, rc, old;
 
-	if (cancelled)
-		return; /* the filesystem is going away */
-	fd = cache_result_begin(r->ex->obj.id, r->format, r->part, sizeof(r->part));
+	r->lock_fd = lock_fd;
+	fd = cache_result_begin(r->ex->obj.id, r->format, lock_fd, r->part, sizeof(r->part));
 	if (fd < 0) {
 		log_error("executions/%s: cannot create a cache file: %s", r->ex->obj.id, strerror(-fd));
 		api_fail(&err, -fd, 0, "cannot create a file in the cache directory");
@@ -442,18 +441,4 @@ static void begin(void *data, int cancelled)
 	follow(req, r);
 	log_debug("downloading executions/%s/results.%s", r->ex->obj.id, result_format_ext(r->format));
 	http_submit(req);
-}
-
-void download_start_locked(struct result *r)
-{
-	if (result_busy(r) || r->state == RESULT_COMPLETE)
-		return;
-	r->error = 0;
-	r->size = 0; /* bytes of an earlier attempt are not this download's */
-	result_set_state_locked(r, RESULT_STREAMING);
-	if (http_later(0, begin, r)) { /* never stuck "downloading" */
-		r->error = ENOMEM;
-		core_set_string(&r->error_message, "out of memory for the download");
-		result_set_state_locked(r, RESULT_FAILED);
-	}
 }

@@ -1,14 +1,16 @@
 /* download.h - one result's download: its pages, in order, decoded into the
  * cache file as they arrive, the next page asked for while the current one
- * streams, then the commit. One download per result, whatever the readers.
+ * streams, then the commit. One download per result, whatever the readers
+ * (and whatever the other daemons on the cache directory: share.c).
  */
 #ifndef EXECFS_DOWNLOAD_H
 #define EXECFS_DOWNLOAD_H
 
 #include "core.h"
 
-/* Starts the download of r unless one is under way or r is complete. The
- * cache file is created on the engine thread (no disk I/O here). */
-void download_start_locked(struct result *r);
+/* On the engine thread, once this daemon holds the result's claim
+ * (lock_fd, -1: none; share.c decides): the cache file, the decoder, the
+ * first page. r is RESULT_STREAMING; it ends COMPLETE or FAILED. */
+void download_run(struct result *r, int lock_fd);
 
 #endif

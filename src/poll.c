@@ -1,7 +1,7 @@
 /* poll.c - status polling, and what a status tells of a run. */
 #include "poll.h"
 #include "apicall.h"
-#include "download.h"
+#include "share.h"
 #include "http.h"
 #include "index.h"
 #include "log.h"
@@ -115,7 +115,7 @@ static void state_changed_locked(struct execution *ex, struct waiter **ready)
 		struct result *r = &ex->results[f];
 
 		if (succeeded && (r->waiters || (ex->prefetch & (1u << f))))
-			download_start_locked(r);
+			share_start_locked(r);
 		park_wake_locked(r, ready);
 	}
 	if (exec_state_is_terminal(ex->state))

@@ -1,7 +1,7 @@
 /* reader.c - a cached result as readers see it: opens, reads, closes. */
 #include "reader.h"
 #include "cache.h"
-#include "download.h"
+#include "share.h"
 #include "evict.h"
 #include "http.h"
 #include "log.h"
@@ -136,7 +136,7 @@ static int drive_locked(struct waiter *w, struct result *r)
 	switch (ex->state) {
 	case EXEC_SUCCESS:
 	case EXEC_PARTIAL:
-		download_start_locked(r);
+		share_start_locked(r);
 		break;
 	case EXEC_FAILURE:
 		return EIO;

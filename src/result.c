@@ -31,6 +31,7 @@ void result_init_locked(struct result *r, struct execution *ex, enum result_form
 	r->ex = ex;
 	r->format = format;
 	r->fd = -1;
+	r->lock_fd = -1;
 	if (cached_size >= 0) {
 		r->state = RESULT_COMPLETE;
 		r->size = cached_size;
@@ -110,6 +111,9 @@ void result_free(struct result *r)
 	buffer_free(&r->ahead_body);
 	if (r->fd >= 0)
 		close(r->fd);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd); /* a claim's lock goes with it */
+	r->lock_fd = -1;
 	for (int i = 0; i < r->retired_count; i++)
 		close(r->retired[i]);
 	r->fd = -1;

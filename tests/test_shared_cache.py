@@ -1,16 +1,20 @@
 """Several daemons on one cache directory (an fstab mount and a manual one, two
 users' mounts of one source, containers sharing a volume): never corrupt.
 
-Each daemon downloads into a file of its own (results/<eid>.<ext>.<pid>-<n>.part),
-locked while the download runs, and commits by rename: a second daemon never
-truncates, removes or commits another's download, and a daemon's start removes
-only downloads whose owner is gone. The races are made deterministic with the
-fake's stall: one download is held in the middle while the other daemon acts.
+A download is claimed through results/<eid>.<ext>.lock: the daemon holding its
+lock downloads into a file of its own (results/<eid>.<ext>.<pid>-<n>.part,
+locked while the download runs) and commits by rename; the others follow that
+file as it grows. A second daemon never truncates, removes or commits another's
+download, and a daemon's start removes only downloads whose owner is gone. The
+races are made deterministic with the fake's stall: one download is held in the
+middle while the other daemon acts. Sharing at scale (4 daemons, the index,
+cache_size) is in test_shared_daemons.py.
 """
 import os
 import subprocess
 
-from conftest import execute, fake_csv, fault_at, kind_of, stall_download, wait_ended, wait_for
+from conftest import (execute, fake_csv, fault_at, kind_of, requests_for, stall_download, wait_ended,
+                      wait_for)
 
 
 def parts(cache, eid):
@@ -46,22 +50,23 @@ def test_two_daemons_reading_one_result_both_get_every_byte(fake, mounts, tmp_pa
     eid = execute(a, 1005)
     wait_ended(a, eid)
     truth = fake_csv(fake, eid)
-    stall_download(fake, 1)
+    before = len(requests_for(fake, "results", eid))  # fake_csv's own
+    stall_download(fake, 2)
     first = cat(a, eid, tmp_path / "a.out")
     wait_for(lambda: parts(a.cache, eid))  # a's download is under way, held mid-body
-    hold_next_first_page(fake, 4)
-    second = cat(b, eid, tmp_path / "b.out")  # b's own download, held before its first byte
-    wait_for(lambda: len(parts(a.cache, eid)) == 2)
-    # a ends and commits while b's download waits: neither touched the other's file
+    hold_next_first_page(fake, 4)  # a second download, if any, would be held too
+    second = cat(b, eid, tmp_path / "b.out")  # b follows a's file
     assert first.wait(60) == 0
-    assert (tmp_path / "a.out").read_bytes() == truth
-    assert committed(a.cache, eid) == truth
-    assert open(a.p("executions", eid, "results.csv"), "rb").read() == truth
     assert second.wait(60) == 0
+    assert (tmp_path / "a.out").read_bytes() == truth
     assert (tmp_path / "b.out").read_bytes() == truth
-    wait_for(lambda: not parts(a.cache, eid))
     assert committed(a.cache, eid) == truth
+    wait_for(lambda: not parts(a.cache, eid))
+    # one download: no page asked for twice (a second one starts at page 1)
+    pages = [(e["path"], str(e.get("query"))) for e in requests_for(fake, "results", eid)[before:]]
+    assert pages and len(pages) == len(set(pages)), pages
     # each mount serves the result whole, then and after a remount
+    assert open(a.p("executions", eid, "results.csv"), "rb").read() == truth
     assert open(b.p("executions", eid, "results.csv"), "rb").read() == truth
     a.stop()
     b.stop()

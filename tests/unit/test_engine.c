@@ -289,6 +289,112 @@ static void test_failed_download(void)
 	stub_req_free(reader);
 }
 
+/* Another daemon on the cache directory holding eid's download: its lock
+ * file, held, naming its .part file, which holds `bytes`. Returns the lock's
+ * descriptor (closing it is that daemon's end). */
+static int other_daemon_downloads(const char *eid, const char *bytes)
+{
+	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char path[160], part[96];
+	int fd, pfd;
+
+	snprintf(part, sizeof(part), "results/%s.csv.999-1.part", eid);
+	snprintf(path, sizeof(path), "%s/results/%s.csv.lock", cache_dir, eid);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &lock) == 0);
+	CHECK(write(fd, part, strlen(part)) == (ssize_t)strlen(part));
+	snprintf(path, sizeof(path), "%s/%s", cache_dir, part);
+	pfd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	CHECK(pfd >= 0 && write(pfd, bytes, strlen(bytes)) == (ssize_t)strlen(bytes));
+	close(pfd);
+	return fd;
+}
+
+static void append_part(const char *eid, const char *bytes)
+{
+	char path[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/results/%s.csv.999-1.part", cache_dir, eid);
+	fd = open(path, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0 && write(fd, bytes, strlen(bytes)) == (ssize_t)strlen(bytes));
+	close(fd);
+}
+
+/* Another daemon downloads the result: this one reads its file as it grows,
+ * sends no request for it, and has it complete once that daemon commits. */
+static void test_follow_another_daemon(void)
+{
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("G7", COMPLETED);
+	int lock = other_daemon_downloads("G7", "n,name\n");
+	struct handle *h = open_file(dir, "stream/results.csv", &fi);
+	struct result *r = &execution("G7")->results[FORMAT_CSV];
+	struct fuse_req *reader = read_at(h, 0);
+	char from[160], to[160];
+	int before = stub_submitted();
+
+	stub_run_due(); /* the claim: another daemon has it */
+	CHECK(reader->answered == 1 && reader->len == 7);
+	CHECK_STR(reader->data, "n,name\n");
+	stub_req_free(reader);
+	reader = read_at(h, 7);
+	append_part("G7", "1,a\n");
+	stub_advance(20);
+	CHECK(reader->answered == 1);
+	CHECK_STR(reader->data, "1,a\n");
+	stub_req_free(reader);
+	CHECK(r->state == RESULT_STREAMING);
+	/* the other daemon commits: rename, then its lock file goes */
+	snprintf(from, sizeof(from), "%s/results/G7.csv.999-1.part", cache_dir);
+	snprintf(to, sizeof(to), "%s/results/G7.csv", cache_dir);
+	CHECK(rename(from, to) == 0);
+	snprintf(from, sizeof(from), "%s/results/G7.csv.lock", cache_dir);
+	CHECK(unlink(from) == 0);
+	close(lock);
+	stub_advance(20);
+	CHECK(r->state == RESULT_COMPLETE && r->size == (off_t)strlen(CSV_BODY));
+	reader = read_at(h, (off_t)strlen(CSV_BODY));
+	CHECK(reader->answered == 1 && reader->len == 0);
+	stub_req_free(reader);
+	CHECK(stub_submitted() == before); /* not one request for the result */
+	engine_release(h);
+}
+
+/* The daemon downloading dies: this one claims the download, removes the
+ * dead one's file, downloads, and its reader gets every byte. */
+static void test_follow_owner_dies(void)
+{
+	struct fuse_file_info fi;
+	fuse_ino_t dir = lookup_execution("G8", COMPLETED);
+	int lock = other_daemon_downloads("G8", "n,na");
+	struct handle *h = open_file(dir, "stream/results.csv", &fi);
+	struct result *r = &execution("G8")->results[FORMAT_CSV];
+	struct fuse_req *reader = read_at(h, 0);
+	char path[160];
+	struct stat st;
+
+	stub_run_due();
+	CHECK(reader->answered == 1 && reader->len == 4);
+	stub_req_free(reader);
+	reader = read_at(h, 4);
+	close(lock); /* kill -9: its lock goes, its files stay */
+	stub_advance(250);
+	stub_run_due();
+	snprintf(path, sizeof(path), "%s/results/G8.csv.999-1.part", cache_dir);
+	CHECK(stat(path, &st) != 0); /* the dead daemon's bytes are gone */
+	CHECK(stub_pending() == 1);
+	CHECK(stub_answer("/execution/G8/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
+	CHECK(reader->answered == 1);
+	CHECK_STR(reader->data, CSV_BODY + 4);
+	stub_req_free(reader);
+	stub_run_jobs();
+	CHECK(r->state == RESULT_COMPLETE);
+	snprintf(path, sizeof(path), "%s/results/G8.csv.lock", cache_dir);
+	CHECK(stat(path, &st) != 0); /* released with the commit */
+	engine_release(h);
+}
+
 /* Over cache_size, the least recently used complete result nobody has open
  * is evicted, by the worker, file and all. */
 static void test_eviction(void)
@@ -379,11 +485,11 @@ static void test_relock_aborts(void)
  * one such open, the download goes on for the other. */
 static void test_whole_open(void)
 {
-	fuse_ino_t dir = lookup_execution("E7", RUNNING);
+	fuse_ino_t dir = lookup_execution("F7", RUNNING);
 	fuse_ino_t ino = walk(dir, "results.csv");
 	struct fuse_file_info fi = {0}, fi2 = {0};
 	struct fuse_req *a = stub_req(), *b = stub_req(), *reader = stub_req();
-	struct result *r = &execution("E7")->results[FORMAT_CSV];
+	struct result *r = &execution("F7")->results[FORMAT_CSV];
 	struct handle *h;
 	struct stat st;
 	char *data;
@@ -394,13 +500,13 @@ static void test_whole_open(void)
 	CHECK(engine_open(b, ino, &fi2) == ENGINE_PARKED);
 	CHECK(r->waiters == 2);
 	stub_run_due();
-	answer_status("E7", COMPLETED);
+	answer_status("F7", COMPLETED);
 	stub_run_due();
 	CHECK(stub_pending() == 1);
 	b->interrupt(b, b->interrupt_data);
 	CHECK(b->answered == 1 && b->err == EINTR && r->opens == 1);
 	CHECK(a->answered == 0);
-	CHECK(stub_answer("/execution/E7/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
+	CHECK(stub_answer("/execution/F7/results/csv", 200, CSV_HEADERS, CSV_BODY) == 0);
 	CHECK(a->answered == 1 && a->err == 0);
 	CHECK(a->fi.direct_io == 0 && a->fi.keep_cache == 1);
 	h = (struct handle *)(uintptr_t)a->fi.fh;
@@ -467,6 +573,8 @@ int main(void)
 	test_whole_open();
 	test_mtime_before_end();
 	test_retry_after_rejected_bytes();
+	test_follow_another_daemon();
+	test_follow_owner_dies();
 	stop();
 	start(2 * strlen(CSV_BODY) - 1);
 	test_eviction();
