@@ -154,7 +154,14 @@ int cache_put_entry(const char *kind, const char *name, const char *data, size_t
 	return 0;
 }
 
-char *cache_get_entry(const char *kind, const char *name)
+static void stamp_of(const struct stat *st, struct cache_stamp *stamp)
+{
+	stamp->ino = st->st_ino;
+	stamp->size = st->st_size;
+	stamp->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+char *cache_get_entry(const char *kind, const char *name, struct cache_stamp *stamp)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -178,7 +185,46 @@ char *cache_get_entry(const char *kind, const char *name)
 		return NULL;
 	}
 	data[n] = '\0';
+	if (stamp)
+		stamp_of(&st, stamp);
 	return data;
+}
+
+int cache_entry_stamp(const char *kind, const char *name, struct cache_stamp *stamp)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", kind, name);
+	if (fstatat(cache_fd, path, &st, 0))
+		return -errno;
+	stamp_of(&st, stamp);
+	return 0;
+}
+
+int cache_lock_entries(const char *kind)
+{
+	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/.lock", kind);
+	fd = openat(cache_fd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	while (fcntl(fd, F_OFD_SETLKW, &lock)) {
+		if (errno == EINTR)
+			continue;
+		/* no locks here: entries are still whole, merges may race */
+		break;
+	}
+	return fd;
+}
+
+void cache_unlock_entries(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 void cache_list_entries(const char *kind, void (*fn)(const char *name, void *data), void *data)
@@ -428,6 +474,74 @@ void cache_result_release(const char *eid, enum result_format format, int lock_f
 	lock_path(path, sizeof(path), eid, format);
 	unlinkat(cache_fd, path, 0); /* still held: no one else removes it */
 	close(lock_fd);
+}
+
+struct cache_file *cache_results_scan(size_t *count)
+{
+	int fd = openat(cache_fd, "results", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct cache_file *files = NULL, *grown;
+	size_t alloc = 0;
+	struct dirent *de;
+	struct stat st;
+
+	*count = 0;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((de = readdir(dir))) {
+		const char *dot = strrchr(de->d_name, '.');
+		size_t idlen = dot ? (size_t)(dot - de->d_name) : 0;
+		int format = -1;
+
+		if (de->d_name[0] == '.' || !dot || idlen == 0 || idlen >= sizeof(files->eid))
+			continue;
+		for (int f = 0; f < FORMAT_COUNT; f++)
+			if (strcmp(dot + 1, result_format_ext((enum result_format)f)) == 0)
+				format = f;
+		if (format < 0 || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue; /* a download's .part or .lock, or gone */
+		if (*count == alloc) {
+			alloc = alloc ? 2 * alloc : 256;
+			if (!(grown = realloc(files, alloc * sizeof(*files))))
+				break;
+			files = grown;
+		}
+		memcpy(files[*count].eid, de->d_name, idlen);
+		files[*count].eid[idlen] = '\0';
+		files[*count].format = (enum result_format)format;
+		files[*count].size = st.st_size;
+		files[*count].ino = st.st_ino;
+		files[*count].atime_ns = (long long)st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec;
+		(*count)++;
+	}
+	closedir(dir);
+	return files;
+}
+
+int cache_result_remove_if(const struct cache_file *file)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	result_path(path, sizeof(path), file->eid, file->format, "");
+	if (fstatat(cache_fd, path, &st, AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	if (st.st_ino != file->ino ||
+	    (long long)st.st_atim.tv_sec * 1000000000LL + st.st_atim.tv_nsec != file->atime_ns)
+		return -EBUSY; /* opened, or replaced, since the scan */
+	return unlinkat(cache_fd, path, 0) ? -errno : 0;
+}
+
+void cache_result_touch(const char *eid, enum result_format format)
+{
+	const struct timespec times[2] = {{.tv_nsec = UTIME_NOW}, {.tv_nsec = UTIME_OMIT}};
+	char path[PATH_MAX];
+
+	result_path(path, sizeof(path), eid, format, "");
+	utimensat(cache_fd, path, times, AT_SYMLINK_NOFOLLOW);
 }
 
 void cache_result_remove(const char *eid, enum result_format format)

@@ -29,8 +29,25 @@ void cache_close(void);
 /* Writes an index entry ("executions", eid) atomically. Returns 0 or -errno. */
 int cache_put_entry(const char *kind, const char *name, const char *data, size_t len);
 
-/* Reads an index entry whole (NUL-terminated, malloc'd), NULL if absent. */
-char *cache_get_entry(const char *kind, const char *name);
+/* What tells one version of an index entry from the next. */
+struct cache_stamp {
+	ino_t ino;
+	off_t size;
+	long long mtime_ns;
+};
+
+/* Reads an index entry whole (NUL-terminated, malloc'd), NULL if absent;
+ * stamp (if not NULL) is set to its version. */
+char *cache_get_entry(const char *kind, const char *name, struct cache_stamp *stamp);
+
+/* The version of an index entry, without reading it. Returns 0 or -errno. */
+int cache_entry_stamp(const char *kind, const char *name, struct cache_stamp *stamp);
+
+/* Takes the lock under which daemons sharing the directory read, merge
+ * and write one kind's entries (waits for it). Returns a descriptor for
+ * cache_unlock_entries, or -errno. */
+int cache_lock_entries(const char *kind);
+void cache_unlock_entries(int fd);
 
 /* Calls fn for each entry name of an index kind. */
 void cache_list_entries(const char *kind, void (*fn)(const char *name, void *data), void *data);
@@ -88,6 +105,26 @@ int cache_result_commit(const char *part, const char *eid, enum result_format fo
 /* Gives up a claim (removes the lock file while holding it, then closes
  * it); lock_fd -1: nothing. */
 void cache_result_release(const char *eid, enum result_format format, int lock_fd);
+
+/* A complete result in the directory, as the eviction sees it. */
+struct cache_file {
+	char eid[72];
+	enum result_format format;
+	off_t size;
+	ino_t ino;
+	long long atime_ns;	/* its last open by any daemon (cache_result_touch) */
+};
+
+/* Every complete result in the directory (malloc'd array, *count set). */
+struct cache_file *cache_results_scan(size_t *count);
+
+/* Removes a scanned result unless it was opened or replaced since the scan
+ * (-EBUSY). Returns 0 or -errno. */
+int cache_result_remove_if(const struct cache_file *file);
+
+/* Records an open of a complete result, for every daemon's eviction: its
+ * atime is set (explicitly, whatever the mount's atime options). */
+void cache_result_touch(const char *eid, enum result_format format);
 
 /* Removes a complete result (evicted). Readers holding it open keep reading. */
 void cache_result_remove(const char *eid, enum result_format format);

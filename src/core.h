@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "buffer.h"
+#include "cache.h"
 #include "engine.h"
 #include "lock.h"
 #include "tree.h"
@@ -31,13 +32,21 @@ struct object {
 	unsigned index;		/* inode base = INO_FIRST_OBJECT + index * INO_PER_OBJECT */
 	char id[72];
 	struct object *hash_next;
+	/* Who uses it: while any does, it stays in memory (sweep.c). */
+	unsigned long long nlookup; /* the kernel's references to its inodes:
+				 * entries sent, less those it forgot */
+	int handles;		/* open files */
+	long long used_ms;	/* last looked up or opened (http_now_ms) */
+	unsigned pinned;	/* the sweep pass that found it needed by a query */
 };
 
 struct result;
 
 struct query {
 	struct object obj;
-	char last[72];		/* newest run started here */
+	char last[72];		/* newest run started through any mount */
+	long long last_at;	/* when it was started, ms since the epoch */
+	struct cache_stamp stamp; /* the version of its index entry read last */
 	char latest[72];	/* run holding the latest result */
 	time_t latest_checked;	/* when the API last confirmed `latest` */
 	char *error;		/* last error, NULL if none */
@@ -77,7 +86,6 @@ struct result {
 	int pins;		/* replies reading fd outside the lock */
 	int retired[RESULT_RETIRED_MAX]; /* descriptors replaced while pinned: */
 	int retired_count;	/* closed at the last unpin */
-	time_t last_used;	/* for LRU eviction under cache_size */
 	/* The download's own state: engine thread only (share.c, download.c). */
 	int lock_fd;		/* its claim in the cache directory: held while this
 				 * daemon downloads, watched while it follows
@@ -147,6 +155,15 @@ struct handle {
 	char *text;		/* small generated files: the content at open */
 	size_t text_len;
 };
+
+/* Wall-clock time in ms since the epoch: comparable across daemons. */
+static inline long long core_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Replaces a malloc'd string field with a copy of value (NULL: none). */
 static inline void core_set_string(char **field, const char *value)

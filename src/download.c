@@ -300,7 +300,7 @@ static void commit(void *data)
 	r->lock_fd = -1;  /* released by the commit */
 	core_lock();
 	old = result_committed_locked(r);
-	evict_soon_locked();
+	evict_after_commit_locked();
 	park_wake_locked(r, &ready);
 	core_unlock();
 	if (old >= 0)

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "index.h"
 #include "latest.h"
+#include "sweep.h"
 #include "log.h"
 #include "objects.h"
 #include "park.h"
@@ -43,6 +44,10 @@ static struct handle *handle_new(struct object *obj, enum file_kind kind)
 		return NULL;
 	h->obj = obj;
 	h->kind = kind;
+	core_lock();
+	obj->handles++; /* kept in memory while open (sweep.c) */
+	obj->used_ms = http_now_ms();
+	core_unlock();
 	pthread_mutex_lock(&handles_lock);
 	h->next = &handles;
 	h->prev = handles.prev;
@@ -58,6 +63,9 @@ static void handle_free(struct handle *h)
 	h->prev->next = h->next;
 	h->next->prev = h->prev;
 	pthread_mutex_unlock(&handles_lock);
+	core_lock();
+	h->obj->handles--;
+	core_unlock();
 	free(h->text);
 	free(h->pending);
 	free(h);
@@ -83,8 +91,31 @@ void engine_release(struct handle *h)
 
 /* ---- names and attributes ------------------------------------------------ */
 
+/* Another mount may have started a run of the query whose directory holds
+ * ino since this one looked: its entry is read again if it changed. */
+static void refresh_query(fuse_ino_t ino)
+{
+	struct query_entry entry;
+	enum file_kind kind;
+	struct object *obj;
+	char qid[72] = "";
+
+	core_lock();
+	obj = tree_object_by_ino_locked(ino, &kind);
+	if (obj && obj->type == OBJECT_QUERY)
+		memcpy(qid, obj->id, sizeof(qid));
+	core_unlock();
+	if (!qid[0])
+		return;
+	index_read_query(qid, &entry);
+	core_lock();
+	index_query_locked(qid, &entry, 0);
+	core_unlock();
+}
+
 int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fuse_entry_param *e)
 {
+	struct query_entry entry;
 	enum file_kind kind;
 	struct object *obj;
 	struct query *q;
@@ -104,11 +135,15 @@ int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fu
 	}
 	if (parent == INO_EXECUTIONS)
 		return tree_valid_eid(name) ? poll_lookup(req, name, e) : -ENOENT;
+	if (parent == INO_QUERIES && !tree_valid_qid(name))
+		return -ENOENT;
+	if (parent == INO_QUERIES)
+		index_read_query(name, &entry);
+	else
+		refresh_query(parent);
 	core_lock();
 	if (parent == INO_QUERIES) {
-		if (!tree_valid_qid(name)) {
-			rc = -ENOENT;
-		} else if ((q = objects_query_locked(name, 1))) {
+		if ((q = index_query_locked(name, &entry, 1))) {
 			tree_fill_entry_locked(&q->obj, FILE_DIR, e);
 			rc = 0;
 		} else {
@@ -190,12 +225,25 @@ int engine_setattr(fuse_ino_t ino, int to_set, const struct stat *attr, struct h
 	return 0;
 }
 
+void engine_forget(fuse_ino_t ino, unsigned long long nlookup)
+{
+	enum file_kind kind;
+	struct object *obj;
+
+	core_lock();
+	obj = tree_object_by_ino_locked(ino, &kind);
+	if (obj)
+		obj->nlookup -= nlookup < obj->nlookup ? nlookup : obj->nlookup;
+	core_unlock();
+}
+
 int engine_readlink(fuse_ino_t ino, char *target, size_t size)
 {
 	enum file_kind kind;
 	struct object *obj;
 	int rc;
 
+	refresh_query(ino);
 	core_lock();
 	obj = tree_object_by_ino_locked(ino, &kind);
 	rc = obj ? tree_readlink_locked(obj, kind, target, size) : -ENOENT;
@@ -206,11 +254,20 @@ int engine_readlink(fuse_ino_t ino, char *target, size_t size)
 int engine_list(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fuse_ino_t ino, mode_t mode),
 		void *ctx)
 {
+	const char *kind = ino == INO_QUERIES ? "queries" : ino == INO_EXECUTIONS ? "executions" : NULL;
+	size_t count = 0;
+	char **names = NULL;
 	int rc;
 
+	/* every mount of the cache directory lists what any of them ran */
+	if (kind)
+		names = index_names(kind, &count);
+	else
+		refresh_query(ino);
 	core_lock();
-	rc = tree_list_locked(ino, add, ctx);
+	rc = tree_list_locked(ino, (const char *const *)names, count, add, ctx);
 	core_unlock();
+	index_names_free(names, count);
 	return rc;
 }
 
@@ -226,7 +283,7 @@ void engine_statfs(struct statvfs *st)
 	used = (results_cached_bytes_locked() + st->f_frsize - 1) / st->f_frsize;
 	st->f_blocks = blocks;
 	st->f_bfree = st->f_bavail = blocks > used ? blocks - used : 0;
-	st->f_files = objects_count_locked();
+	st->f_files = objects_live_locked();
 	core_unlock();
 }
 
@@ -378,8 +435,8 @@ int engine_init(const struct engine_config *cfg)
 		log_error("cannot start the background thread: %s", strerror(-rc));
 		return rc;
 	}
-	index_load();
 	evict_now(); /* cache_size may be smaller than last time */
+	sweep_start();
 	if (core_config.timeout)
 		http_later(250, sweep_timeouts, NULL);
 	if (core_config.mount_dev[0])

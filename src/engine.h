@@ -24,6 +24,12 @@ struct engine_config {
 	unsigned long long cache_size; /* cap on cached result bytes */
 	unsigned prefetch;	/* 1 << format: downloaded as soon as a run started here ends */
 	char mount_dev[32];	/* "major:minor" of the mount, for noticing a lazy unmount */
+	/* Asks the kernel to drop the name parent/name from its caches (and so
+	 * forget its inodes), so that an object nobody uses can leave memory.
+	 * Called on the worker thread, no lock held. NULL: never asked. */
+	void (*forget_name)(fuse_ino_t parent, const char *name);
+	unsigned sweep_ms;	/* how often idle objects are let go (sweep.c); 0: only
+				 * when sweep_now() is called */
 };
 
 /* Returned by the calls that take req: the core answers it later. */
@@ -54,6 +60,9 @@ int engine_getattr(fuse_ino_t ino, struct handle *h, struct stat *st, double *ti
 /* Only the truncation `echo x > execute` does: 0 (st filled) or -EPERM. */
 int engine_setattr(fuse_ino_t ino, int to_set, const struct stat *attr, struct handle *h,
 		   struct stat *st, double *timeout);
+
+/* The kernel forgot nlookup of its references to ino. */
+void engine_forget(fuse_ino_t ino, unsigned long long nlookup);
 
 /* The target of a symlink: 0 or -errno. */
 int engine_readlink(fuse_ino_t ino, char *target, size_t size);

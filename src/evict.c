@@ -1,5 +1,6 @@
 /* evict.c - the cap on the cache: complete results over cache_size go,
- * least recently opened first, removed by the worker thread. */
+ * least recently opened by any daemon on the directory first, removed by
+ * the worker thread. */
 #include "evict.h"
 #include "cache.h"
 #include "log.h"
@@ -12,74 +13,84 @@
 
 static int trim_queued;
 
-struct victim {
-	char eid[72];
-	enum result_format format;
-	struct victim *next;
-};
-
-/* The least recently used complete result nobody holds, or NULL. */
-static struct result *oldest_locked(void)
+static int by_last_open(const void *a, const void *b)
 {
-	struct result *oldest = NULL;
-	unsigned count = objects_count_locked();
+	const struct cache_file *x = a, *y = b;
 
-	for (unsigned i = 0; i < count; i++) {
-		struct object *o = objects_at_locked(i);
-		struct execution *ex = (struct execution *)o;
-
-		if (o->type != OBJECT_EXECUTION)
-			continue;
-		for (int f = 0; f < FORMAT_COUNT; f++) {
-			struct result *r = &ex->results[f];
-
-			if (r->state == RESULT_COMPLETE && r->opens == 0 &&
-			    (!oldest || r->last_used < oldest->last_used))
-				oldest = r;
-		}
-	}
-	return oldest;
+	return (x->atime_ns > y->atime_ns) - (x->atime_ns < y->atime_ns);
 }
 
-/* On the worker thread, in line with the commits: a result evicted here is
- * removed before any later download of it is committed. */
+/* Whether this daemon may evict file: not open here, not being downloaded
+ * here. A result it knows complete is forgotten (its next open claims it
+ * again, and finds it on disk if the removal below does not happen). */
+static int evictable_locked(const struct cache_file *file)
+{
+	struct execution *ex = objects_execution_locked(file->eid);
+	struct result *r = ex ? &ex->results[file->format] : NULL;
+
+	if (r && (r->opens > 0 || result_busy(r)))
+		return 0;
+	if (r && r->state == RESULT_COMPLETE)
+		result_forget_locked(r);
+	return 1;
+}
+
+/* On the worker thread, in line with this daemon's commits. The total is
+ * the directory's, whatever daemon put the results there; other daemons
+ * holding an evicted file open keep reading it. */
 static void trim(void *data)
 {
-	struct victim *victims = NULL, *v;
-	struct result *r;
+	unsigned long long total = 0;
+	size_t count = 0, i;
+	struct cache_file *files = cache_results_scan(&count);
+	int ok;
 
 	(void)data;
+	for (i = 0; i < count; i++)
+		total += (unsigned long long)files[i].size;
 	core_lock();
 	trim_queued = 0;
-	while (results_cached_bytes_locked() > core_config.cache_size && (r = oldest_locked())) {
-		v = malloc(sizeof(*v));
-		if (!v)
-			break;
-		memcpy(v->eid, r->ex->obj.id, sizeof(v->eid));
-		v->format = r->format;
-		v->next = victims;
-		victims = v;
-		log_debug("evicted executions/%s/results.%s (%lld bytes)", r->ex->obj.id,
-			  result_format_ext(r->format), (long long)r->size);
-		result_forget_locked(r);
-	}
+	results_set_cached_bytes_locked(total);
 	core_unlock();
-	while ((v = victims)) {
-		victims = v->next;
-		cache_result_remove(v->eid, v->format);
-		free(v);
+	if (total > core_config.cache_size)
+		qsort(files, count, sizeof(*files), by_last_open);
+	for (i = 0; i < count && total > core_config.cache_size; i++) {
+		core_lock();
+		ok = evictable_locked(&files[i]);
+		core_unlock();
+		if (!ok || cache_result_remove_if(&files[i]))
+			continue;
+		total -= (unsigned long long)files[i].size;
+		log_debug("evicted executions/%s/results.%s (%lld bytes)", files[i].eid,
+			  result_format_ext(files[i].format), (long long)files[i].size);
 	}
+	core_lock();
+	results_set_cached_bytes_locked(total);
+	core_unlock();
+	free(files);
 }
 
-void evict_soon_locked(void)
+static void queue_trim_locked(void)
 {
-	if (results_cached_bytes_locked() <= core_config.cache_size || trim_queued)
+	if (trim_queued)
 		return;
 	trim_queued = 1;
 	if (worker_submit(trim, NULL)) {
 		trim_queued = 0; /* the next change tries again */
 		log_error("cannot evict results over cache_size now: no background thread");
 	}
+}
+
+void evict_soon_locked(void)
+{
+	if (results_cached_bytes_locked() > core_config.cache_size)
+		queue_trim_locked();
+}
+
+void evict_after_commit_locked(void)
+{
+	/* other daemons' results count too: the directory is looked at */
+	queue_trim_locked();
 }
 
 void evict_now(void)

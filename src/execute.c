@@ -60,7 +60,7 @@ static void execute_done(struct http_request *req)
 	struct exec_info info = {0};
 	struct api_error err;
 	struct execution *ex = NULL;
-	struct cached_files files;
+	struct execution_entry entry = {.in_table = 1};
 	int rc = apicall_outcome(req, &resp, &err);
 
 	if (!rc)
@@ -68,9 +68,9 @@ static void execute_done(struct http_request *req)
 	if (!rc && !tree_valid_eid(info.execution_id))
 		rc = api_fail(&err, EIO, req->status, "the API named an invalid execution id");
 	if (!rc)
-		objects_probe(info.execution_id, &files);
+		index_read_execution(info.execution_id, &entry);
 	core_lock();
-	if (!rc && !(ex = objects_execution_new_locked(info.execution_id, &files)))
+	if (!rc && !(ex = index_execution_locked(info.execution_id, &entry)))
 		rc = api_fail(&err, ENOMEM, 0, "out of memory");
 	if (!rc) {
 		if (!info.query_id[0])
@@ -81,6 +81,7 @@ static void execute_done(struct http_request *req)
 		if (core_config.prefetch)
 			poll_prefetch_locked(ex, core_config.prefetch, &ready);
 		snprintf(q->last, sizeof(q->last), "%s", ex->obj.id);
+		q->last_at = core_wall_ms();
 		q->listed = 1;
 		core_set_string(&q->error, NULL);
 		index_put_query_locked(q);

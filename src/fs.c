@@ -135,6 +135,11 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 		size_t n;
 
 		if (plus) {
+			/* an entry is a reference the kernel counts (it forgets
+			 * it later): filled only once it is sure to be sent */
+			memset(&e, 0, sizeof(e));
+			if (fuse_add_direntry_plus(req, NULL, 0, le->name, &e, 0) > size - used)
+				break;
 			/* "." and "..": no lookup */
 			if (strcmp(le->name, ".") == 0 || strcmp(le->name, "..") == 0 ||
 			    engine_entry(le->ino, &e)) {
@@ -278,6 +283,32 @@ static void do_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
+static struct fuse_session *session;
+
+void fs_set_session(struct fuse_session *se)
+{
+	session = se;
+}
+
+void fs_forget_name(fuse_ino_t parent, const char *name)
+{
+	if (session)
+		fuse_lowlevel_notify_inval_entry(session, parent, name, strlen(name));
+}
+
+static void do_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	engine_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void do_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		engine_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
 static void do_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
@@ -290,6 +321,8 @@ static void do_statfs(fuse_req_t req, fuse_ino_t ino)
 const struct fuse_lowlevel_ops fs_operations = {
 	.init = do_init,
 	.lookup = do_lookup,
+	.forget = do_forget,
+	.forget_multi = do_forget_multi,
 	.getattr = do_getattr,
 	.setattr = do_setattr,
 	.readlink = do_readlink,

@@ -24,7 +24,7 @@ static struct execution *execution_with_result_locked(const char *rid)
 		struct object *o = objects_at_locked(i);
 		struct execution *ex = (struct execution *)o;
 
-		if (o->type == OBJECT_EXECUTION && ex->known &&
+		if (o && o->type == OBJECT_EXECUTION && ex->known &&
 		    (ex->state == EXEC_SUCCESS || ex->state == EXEC_PARTIAL) &&
 		    strcmp(ex->result_id, rid) == 0)
 			return ex;
@@ -40,7 +40,7 @@ static void latest_done(struct http_request *req)
 	struct api_error err;
 	struct waiter *ready = NULL;
 	struct execution *ex = NULL;
-	struct cached_files files;
+	struct execution_entry entry = {.in_table = 1};
 	int rc = apicall_outcome(req, &resp, &err);
 
 	if (!rc)
@@ -48,11 +48,12 @@ static void latest_done(struct http_request *req)
 	if (!rc && !tree_valid_eid(info.execution_id))
 		rc = api_fail(&err, EIO, req->status, "the API named an invalid execution id");
 	if (!rc)
-		objects_probe(info.execution_id, &files);
+		index_read_execution(info.execution_id, &entry);
 	core_lock();
 	q->resolving = 0;
 	if (!rc && !(ex = execution_with_result_locked(info.result_id)))
-		ex = objects_execution_new_locked(info.execution_id, &files);
+		ex = index_execution_locked(info.execution_id, &entry);
+	index_execution_entry_free(&entry);
 	if (ex) {
 		if (!info.query_id[0])
 			snprintf(info.query_id, sizeof(info.query_id), "%s", q->obj.id);

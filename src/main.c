@@ -460,6 +460,9 @@ int main(int argc, char *argv[])
 	engine.timeout = opts.timeout;
 	engine.cache_size = cache_size;
 	engine.prefetch = prefetch;
+	fs_set_session(se);
+	engine.forget_name = fs_forget_name;
+	engine.sweep_ms = 1000;
 	find_mount_dev(cmd.mountpoint, engine.mount_dev, sizeof(engine.mount_dev));
 	if (engine_init(&engine)) {
 		http_stop();

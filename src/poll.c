@@ -5,6 +5,7 @@
 #include "http.h"
 #include "index.h"
 #include "log.h"
+#include "missing.h"
 #include "objects.h"
 #include "park.h"
 
@@ -333,7 +334,7 @@ static int lookup_ready_locked(struct waiter *w)
 
 int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 {
-	struct cached_files files;
+	struct execution_entry entry;
 	struct execution *ex;
 	struct waiter *w;
 
@@ -344,14 +345,20 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 		core_unlock();
 		return 0;
 	}
-	if (ex && ex->missing_until_ms > http_now_ms()) {
+	if ((ex && ex->missing_until_ms > http_now_ms()) ||
+	    (!ex && missing_has_locked(eid, http_now_ms()))) {
 		core_unlock();
 		return -ENOENT;
 	}
 	core_unlock();
-	objects_probe(eid, &files);
+	index_read_execution(eid, &entry);
 	core_lock();
-	ex = objects_execution_new_locked(eid, &files);
+	ex = index_execution_locked(eid, &entry);
+	if (ex && ex->known) { /* another mount's run, from the index */
+		tree_fill_entry_locked(&ex->obj, FILE_DIR, e);
+		core_unlock();
+		return 0;
+	}
 	core_unlock();
 	if (!ex)
 		return -ENOMEM;

@@ -18,7 +18,6 @@ void reader_bind_locked(struct handle *h, struct result *r)
 {
 	h->result = r;
 	r->opens++;
-	r->last_used = time(NULL);
 	if (r->state == RESULT_FAILED || r->state == RESULT_UNKEPT) {
 		r->error = 0; /* a new open tries again */
 		core_set_string(&r->error_message, NULL);
@@ -37,13 +36,16 @@ void reader_open_file(struct handle *h)
 {
 	struct result *r = h->result;
 	char eid[sizeof(r->ex->obj.id)];
-	int need, fd;
+	int complete, need, fd;
 	off_t size = 0;
 
 	core_lock();
-	need = r->state == RESULT_COMPLETE && r->fd < 0;
+	complete = r->state == RESULT_COMPLETE;
+	need = complete && r->fd < 0;
 	memcpy(eid, r->ex->obj.id, sizeof(eid));
 	core_unlock();
+	if (complete)
+		cache_result_touch(eid, r->format); /* for every daemon's eviction */
 	if (!need)
 		return;
 	fd = cache_result_open(eid, r->format, &size, NULL);
@@ -237,6 +239,7 @@ int reader_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi,
 	struct waiter *w;
 	int now;
 
+	reader_open_file(h); /* evicted meanwhile: it is waited for again */
 	core_lock();
 	now = reader_open_now_locked(h);
 	core_unlock();

@@ -32,11 +32,10 @@ void result_init_locked(struct result *r, struct execution *ex, enum result_form
 	r->format = format;
 	r->fd = -1;
 	r->lock_fd = -1;
-	if (cached_size >= 0) {
+	(void)mtime;
+	if (cached_size >= 0) { /* counted already, by the last pass over the directory */
 		r->state = RESULT_COMPLETE;
 		r->size = cached_size;
-		r->last_used = mtime;
-		cached_bytes += (unsigned long long)cached_size;
 	}
 }
 
@@ -79,14 +78,14 @@ int result_unpin_locked(struct result *r, int *closing)
 int result_committed_locked(struct result *r)
 {
 	result_set_state_locked(r, RESULT_COMPLETE);
-	r->last_used = time(NULL);
 	cached_bytes += (unsigned long long)r->size;
 	return r->opens == 0 ? result_set_fd_locked(r, -1) : -1;
 }
 
 void result_forget_locked(struct result *r)
 {
-	cached_bytes -= (unsigned long long)r->size;
+	cached_bytes -= cached_bytes < (unsigned long long)r->size ? cached_bytes
+								     : (unsigned long long)r->size;
 	r->size = 0;
 	result_set_state_locked(r, RESULT_ABSENT);
 }
@@ -97,10 +96,13 @@ unsigned long long results_cached_bytes_locked(void)
 	return cached_bytes;
 }
 
+void results_set_cached_bytes_locked(unsigned long long bytes)
+{
+	cached_bytes = bytes;
+}
+
 void result_free(struct result *r)
 {
-	if (r->state == RESULT_COMPLETE)
-		cached_bytes -= (unsigned long long)r->size;
 	if (r->decoder)
 		r->decoder->ops->free(r->decoder);
 	r->decoder = NULL;

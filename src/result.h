@@ -43,8 +43,10 @@ int result_committed_locked(struct result *r);
  * our back): its bytes are no longer counted. */
 void result_forget_locked(struct result *r);
 
-/* Bytes of complete results in the cache. */
+/* Bytes of complete results in the cache directory: as the last eviction
+ * pass counted them, plus this daemon's commits since. */
 unsigned long long results_cached_bytes_locked(void);
+void results_set_cached_bytes_locked(unsigned long long bytes);
 
 /* Frees what r holds (shutdown). */
 void result_free(struct result *r);

@@ -58,7 +58,7 @@ static void complete(struct result *r, int fd, off_t size)
 	old = fd >= 0 ? result_set_fd_locked(r, fd) : -1;
 	r->size = size;
 	unused = result_committed_locked(r);
-	evict_soon_locked();
+	evict_after_commit_locked();
 	park_wake_locked(r, &ready);
 	core_unlock();
 	if (old >= 0)

@@ -271,6 +271,7 @@ void tree_fill_attr_locked(struct object *obj, enum file_kind kind, struct handl
 void tree_fill_entry_locked(struct object *obj, enum file_kind kind, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
+	objects_looked_up_locked(obj); /* every entry filled is sent */
 	e->ino = tree_ino(obj, kind);
 	e->attr_timeout = tree_attr_timeout(kind);
 	e->entry_timeout = kinds[kind].role == ROLE_LINK ? 0.0 : 1.0;
@@ -280,7 +281,14 @@ void tree_fill_entry_locked(struct object *obj, enum file_kind kind, struct fuse
 struct list_ctx {
 	void (*add)(void *ctx, const char *name, fuse_ino_t ino, mode_t mode);
 	void *ctx;
+	const char *const *disk;
+	size_t count;
 };
+
+static int by_name(const void *key, const void *item)
+{
+	return strcmp(key, *(const char *const *)item);
+}
 
 static void list_object_locked(struct object *obj, void *data)
 {
@@ -289,13 +297,39 @@ static void list_object_locked(struct object *obj, void *data)
 	if (obj->type == OBJECT_QUERY ? !((struct query *)obj)->listed
 				      : !((struct execution *)obj)->known)
 		return;
+	if (l->count && bsearch(obj->id, l->disk, l->count, sizeof(*l->disk), by_name))
+		return; /* listed from the disk */
 	l->add(l->ctx, obj->id, tree_ino(obj, FILE_DIR), S_IFDIR);
 }
 
-int tree_list_locked(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fuse_ino_t ino, mode_t mode),
-		     void *ctx)
+/* An inode number for readdir's d_ino only, above every object's. */
+static fuse_ino_t unlisted_ino(const char *id)
 {
-	struct list_ctx l = {add, ctx};
+	unsigned long long h = 1469598103934665603ULL;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return (fuse_ino_t)((1ULL << 62) | (h & ((1ULL << 61) - 1)));
+}
+
+static void list_disk_locked(struct list_ctx *l, enum object_type type)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		const char *id = l->disk[i];
+		struct object *obj;
+
+		if (type == OBJECT_QUERY ? !tree_valid_qid(id) : !tree_valid_eid(id))
+			continue;
+		obj = type == OBJECT_QUERY ? (struct object *)objects_query_locked(id, 0)
+					   : (struct object *)objects_execution_locked(id);
+		l->add(l->ctx, id, obj ? tree_ino(obj, FILE_DIR) : unlisted_ino(id), S_IFDIR);
+	}
+}
+
+int tree_list_locked(fuse_ino_t ino, const char *const *disk, size_t count,
+		     void (*add)(void *ctx, const char *name, fuse_ino_t ino, mode_t mode), void *ctx)
+{
+	struct list_ctx l = {add, ctx, disk, count};
 	enum file_kind kind;
 	struct object *obj = NULL;
 
@@ -309,7 +343,10 @@ int tree_list_locked(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fu
 		add(ctx, "queries", INO_QUERIES, S_IFDIR);
 		add(ctx, "executions", INO_EXECUTIONS, S_IFDIR);
 	} else if (ino == INO_QUERIES || ino == INO_EXECUTIONS) {
-		objects_each_locked(ino == INO_QUERIES ? OBJECT_QUERY : OBJECT_EXECUTION, list_object_locked, &l);
+		enum object_type type = ino == INO_QUERIES ? OBJECT_QUERY : OBJECT_EXECUTION;
+
+		list_disk_locked(&l, type);
+		objects_each_locked(type, list_object_locked, &l);
 	} else {
 		for (int k = 1; k < FILE_KIND_COUNT; k++)
 			if (kinds[k].parent == kind && present_locked(obj, (enum file_kind)k))

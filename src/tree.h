@@ -119,8 +119,11 @@ char *tree_file_text_locked(struct object *obj, enum file_kind kind, size_t *len
 struct result *tree_shown_result_locked(struct object *obj, enum file_kind kind, struct handle *h);
 
 /* Calls add for each entry of directory ino, "." and ".." first; -ENOTDIR
- * when ino is not a directory. */
-int tree_list_locked(fuse_ino_t ino, void (*add)(void *ctx, const char *name, fuse_ino_t ino, mode_t mode),
-		     void *ctx);
+ * when ino is not a directory. /queries and /executions list the index's
+ * names on disk (disk, sorted, count of them) with the table's. A name not
+ * in the table gets an inode number that no lookup gives (readdir's d_ino
+ * must not be 0; a lookup gives the real one). */
+int tree_list_locked(fuse_ino_t ino, const char *const *disk, size_t count,
+		     void (*add)(void *ctx, const char *name, fuse_ino_t ino, mode_t mode), void *ctx);
 
 #endif

@@ -10,6 +10,7 @@
 #include "objects.h"
 #include "poll.h"
 #include "result.h"
+#include "sweep.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int test_failures;
@@ -33,9 +35,20 @@ static char cache_dir[64];
 #define CSV_HEADERS "Content-Type: text/csv\r\n"
 #define CSV_BODY "n,name\n1,a\n"
 
+static int forgotten;		/* names the engine asked the kernel to forget */
+static char forgotten_last[72];
+
+static void forget_name(fuse_ino_t parent, const char *name)
+{
+	(void)parent;
+	forgotten++;
+	snprintf(forgotten_last, sizeof(forgotten_last), "%s", name);
+}
+
 static void start(unsigned long long cache_size)
 {
-	struct engine_config config = {.max_age = 300, .cache_size = cache_size};
+	struct engine_config config = {.max_age = 300, .cache_size = cache_size,
+				       .forget_name = forget_name};
 	struct api_error err;
 
 	snprintf(cache_dir, sizeof(cache_dir), "/tmp/execfs-unit-XXXXXX");
@@ -395,15 +408,86 @@ static void test_follow_owner_dies(void)
 	engine_release(h);
 }
 
-/* Over cache_size, the least recently used complete result nobody has open
- * is evicted, by the worker, file and all. */
+/* Objects nobody uses leave memory: an unknown id is remembered in the
+ * negative cache (a second lookup sends nothing), a run the kernel forgot
+ * comes back from the index without a request, and past SWEEP_KEEP_OBJECTS
+ * the kernel is asked to forget the least recently used. */
+static void test_sweep(void)
+{
+	struct fuse_req *req = stub_req();
+	struct fuse_entry_param e;
+	fuse_ino_t ino;
+	char qid[16];
+	int before;
+
+	CHECK(engine_lookup(req, INO_EXECUTIONS, "M1", &e) == ENGINE_PARKED);
+	stub_run_due();
+	CHECK(stub_answer("/execution/M1/status", 404, JSON_HEADERS,
+			  "{\"error\": \"Execution not found\"}") == 0);
+	CHECK(req->answered == 1 && req->err == ENOENT);
+	stub_req_free(req);
+	sweep_now();
+	CHECK(execution("M1") == NULL);
+	req = stub_req();
+	before = stub_submitted();
+	CHECK(engine_lookup(req, INO_EXECUTIONS, "M1", &e) == -ENOENT);
+	CHECK(stub_submitted() == before && execution("M1") == NULL);
+	stub_req_free(req);
+
+	/* a finished run, forgotten by the kernel: gone, then back from the index */
+	ino = lookup_execution("M2", COMPLETED);
+	stub_run_jobs(); /* its index entry is written */
+	sweep_now();
+	CHECK(execution("M2") != NULL); /* the kernel holds it */
+	engine_forget(ino, 1);
+	sweep_now();
+	CHECK(execution("M2") == NULL);
+	req = stub_req();
+	CHECK(engine_lookup(req, INO_EXECUTIONS, "M2", &e) == 0);
+	CHECK(stub_submitted() == before + 1 && execution("M2") && execution("M2")->state == EXEC_SUCCESS);
+	stub_req_free(req);
+
+	/* more than the kernel should hold: the least recently used go */
+	forgotten = 0;
+	for (int i = 0; i < SWEEP_KEEP_OBJECTS + 10; i++) {
+		req = stub_req();
+		snprintf(qid, sizeof(qid), "%d", 100000 + i);
+		CHECK(engine_lookup(req, INO_QUERIES, qid, &e) == 0);
+		stub_req_free(req);
+		stub_advance(1);
+	}
+	sweep_now();
+	stub_run_jobs();
+	CHECK(forgotten > 10 && forgotten < 40);
+	CHECK(strcmp(forgotten_last, "100040") < 0); /* the oldest */
+}
+
+/* Sets the last open of a cached file seconds ago (its atime). */
+static void opened_ago(const char *name, int seconds)
+{
+	struct timespec times[2] = {{.tv_sec = time(NULL) - seconds}, {.tv_nsec = UTIME_OMIT}};
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/results/%s", cache_dir, name);
+	CHECK(utimensat(AT_FDCWD, path, times, 0) == 0);
+}
+
+/* Over cache_size, the least recently opened complete result nobody has
+ * open here is evicted, by the worker, file and all; another daemon's
+ * results in the directory count, and go first when older. */
 static void test_eviction(void)
 {
 	const char *ids[] = {"E5", "E6"};
 	struct handle *h[2];
 	struct fuse_file_info fi;
 	char path[128];
+	int fd;
 
+	snprintf(path, sizeof(path), "%s/results/Z1.csv", cache_dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600); /* another daemon's, opened long ago */
+	CHECK(fd >= 0 && write(fd, CSV_BODY, strlen(CSV_BODY)) == (ssize_t)strlen(CSV_BODY));
+	close(fd);
+	opened_ago("Z1.csv", 60);
 	for (int i = 0; i < 2; i++) {
 		char url[64];
 		fuse_ino_t dir = lookup_execution(ids[i], COMPLETED);
@@ -418,7 +502,9 @@ static void test_eviction(void)
 		stub_req_free(reader);
 		stub_run_jobs();
 		if (i == 0) {
-			execution("E5")->results[FORMAT_CSV].last_used -= 10; /* older */
+			snprintf(path, sizeof(path), "%s/results/Z1.csv", cache_dir);
+			CHECK(access(path, F_OK) != 0); /* the oldest, though not ours */
+			opened_ago("E5.csv", 10);
 			engine_release(h[0]);
 		}
 	}
@@ -575,6 +661,7 @@ int main(void)
 	test_retry_after_rejected_bytes();
 	test_follow_another_daemon();
 	test_follow_owner_dies();
+	test_sweep();
 	stop();
 	start(2 * strlen(CSV_BODY) - 1);
 	test_eviction();
