@@ -129,6 +129,7 @@ struct execution {
 	unsigned prefetch;	/* 1 << format: to download as soon as the run ends */
 	/* polling (poll.c) */
 	enum poll_state poll;
+	int ticks;		/* timers of its polls not fired yet, stale or not */
 	int lookup_error;	/* errno of the last failed status request */
 	long long poll_done_ms;	/* when the last status request ended */
 	unsigned poll_seq;	/* status polls begun */

@@ -299,14 +299,14 @@ static void commit(void *data)
 	r->part[0] = '\0'; /* it is the result's file now */
 	r->lock_fd = -1;  /* released by the commit */
 	core_lock();
+	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
+		  result_format_ext(r->format), (long long)r->size);
 	old = result_committed_locked(r);
 	evict_after_commit_locked();
 	park_wake_locked(r, &ready);
-	core_unlock();
+	core_unlock(); /* r may leave memory from here (sweep.c) */
 	if (old >= 0)
 		close(old);
-	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
-		  result_format_ext(r->format), (long long)r->size);
 	park_send(ready);
 }
 

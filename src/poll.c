@@ -51,7 +51,9 @@ static void schedule_locked(struct execution *ex, long delay_ms)
 	if (http_later(delay_ms, poll_fire, tick)) {
 		free(tick);
 		poll_set_state_locked(ex, POLL_IDLE); /* the next reader tries again */
+		return;
 	}
+	ex->ticks++; /* a stale one still reads ex when it fires */
 }
 
 void poll_ensure_locked(struct execution *ex)
@@ -182,6 +184,7 @@ static void poll_fire(void *data, int cancelled)
 	int stale;
 
 	core_lock();
+	ex->ticks--;
 	stale = cancelled || tick->generation != ex->poll_generation || ex->poll != POLL_SCHEDULED;
 	free(tick);
 	if (stale) {
@@ -352,26 +355,28 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 	}
 	core_unlock();
 	index_read_execution(eid, &entry);
+	w = park_waiter_new(req, PARK_REPLY_ENTRY, NULL, lookup_ready_locked);
+	if (!w) {
+		index_execution_entry_free(&entry);
+		return ENGINE_PARKED; /* answered */
+	}
 	core_lock();
 	ex = index_execution_locked(eid, &entry);
-	if (ex && ex->known) { /* another mount's run, from the index */
-		tree_fill_entry_locked(&ex->obj, FILE_DIR, e);
+	if (!ex || ex->known) { /* another mount's run, from the index */
+		if (ex)
+			tree_fill_entry_locked(&ex->obj, FILE_DIR, e);
 		core_unlock();
-		return 0;
+		free(w);
+		return ex ? 0 : -ENOMEM;
 	}
-	core_unlock();
-	if (!ex)
-		return -ENOMEM;
-	w = park_waiter_new(req, PARK_REPLY_ENTRY, ex, lookup_ready_locked);
-	if (!w)
-		return ENGINE_PARKED;
+	/* from here until park() counts the waiter, the poll keeps ex in
+	 * memory (sweep.c) */
+	w->target = ex;
 	w->count = &ex->waiters;
 	w->execution = ex;
 	w->since_ms = http_now_ms();
-	core_lock();
 	polled_since_locked(w, ex); /* marks it, before the poll it waits for */
-	if (!ex->known)
-		poll_now_locked(ex);
+	poll_now_locked(ex);
 	core_unlock();
 	park(w);
 	return ENGINE_PARKED;

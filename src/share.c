@@ -37,7 +37,7 @@ static void fail(struct result *r, int err, const char *what)
 	r->size = 0;
 	result_set_state_locked(r, RESULT_FAILED);
 	park_wake_locked(r, &ready);
-	core_unlock();
+	core_unlock(); /* r may leave memory from here */
 	park_send(ready);
 }
 
@@ -55,18 +55,18 @@ static void complete(struct result *r, int fd, off_t size)
 	int old, unused;
 
 	core_lock();
+	log_debug("executions/%s/results.%s complete: %lld bytes, downloaded by another daemon",
+		  r->ex->obj.id, result_format_ext(r->format), (long long)size);
 	old = fd >= 0 ? result_set_fd_locked(r, fd) : -1;
 	r->size = size;
 	unused = result_committed_locked(r);
 	evict_after_commit_locked();
 	park_wake_locked(r, &ready);
-	core_unlock();
+	core_unlock(); /* r may leave memory from here (sweep.c) */
 	if (old >= 0)
 		close(old);
 	if (unused >= 0)
 		close(unused);
-	log_debug("executions/%s/results.%s complete: %lld bytes, downloaded by another daemon",
-		  r->ex->obj.id, result_format_ext(r->format), (long long)size);
 	park_send(ready);
 }
 

@@ -36,7 +36,7 @@ static int idle_locked(struct object *o)
 	} else {
 		struct execution *ex = (struct execution *)o;
 
-		if (ex->waiters || ex->poll != POLL_IDLE || ex->prefetch)
+		if (ex->waiters || ex->poll != POLL_IDLE || ex->ticks || ex->prefetch)
 			return 0;
 		for (int f = 0; f < FORMAT_COUNT; f++)
 			if (!result_idle(&ex->results[f]))
