@@ -13,7 +13,8 @@ execfs uses: that fills the fake's memo (so that both execfs and the baselines
 are served at memory speed) and gives the expected bytes (pages joined, header
 once) and their sha256. Mounts are conftest.Mount (EXECFS_BIN selects the
 binary), each with a fresh cache directory and max_age=3600, and are always
-unmounted. MB = 10^6 bytes.
+unmounted. MB = 10^6 bytes. When every figure chosen is one of rss_lookups
+and rss_index, which never read 4001, the walk is skipped.
 
 The figures (--only takes their names):
 
@@ -55,16 +56,36 @@ The figures (--only takes their names):
             client's max RSS; the daemon's VmHWM plus cp's max RSS). The JSON
             pages are walked once beforehand, untimed, to fill the fake's memo.
             ratio = official / execfs; target: execfs lower on both (ratio > 1).
+  rss_lookups  on a fresh mount, LOOKUPS (100,000) lookups of random names from
+            LOOKUP_THREADS threads, stat and lstat in turn: half `queries/<qid>`
+            with random numeric qids (answered with no request), half
+            `executions/<eid>` with random ids the API does not know (each one
+            status request, a 404, ENOENT). The daemon's VmRSS (/proc/<pid>/status,
+            the resident size now, not the peak) before and after, in MB;
+            target: after <= 64 MB. A second row (no target): the requests the
+            fake saw during the lookups, the lookups' time and their outcomes.
+            About 20 s.
+  rss_index INDEX_RUNS (10,000) runs of 4002 started through a fresh mount's
+            execute file (as metadata starts its 1000), the daemon's VmRSS
+            then (a row, no target); unmounted, and a fresh daemon mounted on
+            the same cache directory runs `ls -l executions`, `ls -l
+            queries/4002` and a stat of every run's executions/<eid>/status:
+            its VmRSS after that, in MB; target <= 64 MB. The row also gives
+            the listings' times and the requests the fake saw meanwhile.
+            About 15 s. Both rss figures clear the fake's request log (it
+            keeps at most 100,000 entries) before and after.
 
 Each row goes to stderr as it is measured; the table is printed at the end.
 Exit status 1 if a figure could not be measured (an error, wrong bytes).
 """
 import argparse
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import pathlib
+import random
 import re
 import shlex
 import shutil
@@ -72,6 +93,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.request
@@ -86,6 +108,9 @@ FANIN_READERS = 64
 # the fan-in figure's second row: a network slower than this machine copies 64 results
 FANIN_RATE_MB_S = 20
 COLD_SAMPLES = 3
+LOOKUPS = 100_000       # rss_lookups: half queries/<qid>, half unknown executions/<eid>
+LOOKUP_THREADS = 8
+INDEX_RUNS = 10_000     # rss_index
 MB = 1e6
 COLUMNS = [
     {"name": "n", "type": "integer"},
@@ -181,6 +206,15 @@ def vm_hwm_mb(pid):
     raise BenchError(f"no VmHWM for process {pid}")
 
 
+def vm_rss_mb(pid):
+    """The process's resident size now (VmRSS), not its peak."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / MB
+    raise BenchError(f"no VmRSS for process {pid}")
+
+
 def timed_max_rss(argv, workdir, **kw):
     """(wall seconds, max RSS in MB) of a command run under /usr/bin/time."""
     out = workdir / "time.out"
@@ -253,6 +287,10 @@ class Bench:
              "prior_runs": 0, "pending_seconds": 0, "run_seconds": 0},
         ]
         self.fake = FakeProcess(self.workdir, queries)
+        if not self.args.walk_big:
+            progress(f"fake on port {self.fake.port}; the chosen figures do not read {BIG}: "
+                     "its pages are not walked")
+            return
         body, _ = self.fake.get(f"{self.fake.base_url}/query/{BIG}/results?limit=1")
         self.eid = json.loads(body)["execution_id"]
         progress(f"fake on port {self.fake.port}, latest execution {self.eid}, {rows} rows; "
@@ -603,9 +641,143 @@ def fig_official(b):
           f"{off_mb / (daemon_mb + cp_mb):.2f}", daemon_mb + cp_mb < off_mb)
 
 
+def random_lookup_names(count, rng):
+    """count relative names, half queries/<qid> (random numeric ids, none of
+    the fake's), half executions/<eid> (random ids the fake does not know),
+    shuffled together."""
+    alnum = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz"
+    names = []
+    for i in range(count):
+        if i % 2:
+            names.append("executions/zz" + "".join(rng.choice(alnum) for _ in range(24)))
+        else:
+            names.append(f"queries/{rng.randrange(10**6, 10**18)}")
+    rng.shuffle(names)
+    return names
+
+
+def lookup_storm(m, names, threads):
+    """stat (even) / lstat (odd) of every name from `threads` threads;
+    ({(kind, outcome): count}, seconds), kind queries or executions,
+    outcome ok or the errno's name."""
+    counts, lock = {}, threading.Lock()
+
+    def work(part):
+        mine = {}
+        for i, name in enumerate(part):
+            kind = name.split("/", 1)[0]
+            try:
+                (os.stat if i % 2 == 0 else os.lstat)(m.p(name))
+                outcome = "ok"
+            except OSError as e:
+                outcome = errno.errorcode.get(e.errno, str(e.errno))
+            mine[(kind, outcome)] = mine.get((kind, outcome), 0) + 1
+        with lock:
+            for k, v in mine.items():
+                counts[k] = counts.get(k, 0) + v
+
+    parts = [names[i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(part,)) for part in parts]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return counts, time.perf_counter() - t0
+
+
+def outcome_text(counts):
+    return ", ".join(f"{kind} {outcome} {n}" for (kind, outcome), n in sorted(counts.items()))
+
+
+def fig_rss_lookups(b):
+    names = random_lookup_names(LOOKUPS, random.Random(0x5eed))
+    with b.fresh_mount("rss_lookups") as m:
+        wait_quiet(b, 0.5)
+        b.fake.reset()  # the log holds at most 100,000 entries: count from zero
+        before = vm_rss_mb(m.proc.pid)
+        progress(f"rss_lookups: {LOOKUPS} lookups of random names, {LOOKUP_THREADS} threads ...")
+        counts, seconds = lookup_storm(m, names, LOOKUP_THREADS)
+        after = vm_rss_mb(m.proc.pid)
+        requests = len(b.fake.log())
+        hwm = vm_hwm_mb(m.proc.pid)
+        b.fake.reset()
+    b.row(f"rss_lookups: daemon VmRSS after {LOOKUPS} lookups of random names "
+          f"(half queries/<qid>, half unknown executions/<eid>), fresh mount",
+          f"{after:.1f} MB (VmHWM {hwm:.1f} MB)", "<= 64 MB", f"{before:.1f} MB before the lookups",
+          "", after <= 64)
+    b.row("rss_lookups: requests the fake saw during the lookups; their time; outcomes",
+          f"{requests} requests (one per unknown execution: {LOOKUPS // 2}); "
+          f"{seconds:.1f} s, {LOOKUPS / seconds:.0f} lookups/s; {outcome_text(counts)}",
+          "(no target)")
+
+
+def start_runs(m, qid, count):
+    """Starts count runs of qid through the mount's execute file (as
+    fig_metadata does); their ids."""
+    t0, eids = time.perf_counter(), []
+    for i in range(count):
+        eids.append(execute(m, qid))
+        if (i + 1) % 2000 == 0:
+            progress(f"  {i + 1} runs, {time.perf_counter() - t0:.1f} s")
+    progress(f"  {count} runs in {time.perf_counter() - t0:.1f} s")
+    return eids
+
+
+def fig_rss_index(b):
+    root = pathlib.Path(tempfile.mkdtemp(prefix="execfs-bench-rss_index-"))
+    try:
+        cache = str(root / "cache")
+        m = Mount(b.fake, root / "first", options=["max_age=3600"], cache_dir=cache)
+        try:
+            m.start()
+            progress(f"rss_index: {INDEX_RUNS} runs of {SMALL} through the mount's execute file ...")
+            eids = start_runs(m, SMALL, INDEX_RUNS)
+            wait_quiet(b)
+            first = vm_rss_mb(m.proc.pid)
+        finally:
+            b._stop_mount("rss_index first", m, root / "first")
+        b.fake.reset()
+        m = Mount(b.fake, root / "second", options=["max_age=3600"], cache_dir=cache)
+        try:
+            m.start()
+            progress("rss_index: a fresh daemon on the same cache directory: ls -l executions, "
+                     f"ls -l queries/{SMALL}, stat of every executions/<eid>/status ...")
+            start = vm_rss_mb(m.proc.pid)
+            ls_exec = wall(["ls", "-l", m.p("executions")], stdout=subprocess.DEVNULL)
+            entries = len(os.listdir(m.p("executions")))
+            ls_query = wall(["ls", "-l", m.p("queries", str(SMALL))], stdout=subprocess.DEVNULL)
+            t0, missing = time.perf_counter(), 0
+            for eid in eids:
+                try:
+                    os.stat(m.p("executions", eid, "status"))
+                except FileNotFoundError:
+                    missing += 1
+            stats = time.perf_counter() - t0
+            second = vm_rss_mb(m.proc.pid)
+            requests = len(b.fake.log())
+        finally:
+            b._stop_mount("rss_index second", m, root / "second")
+        b.fake.reset()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    b.row(f"rss_index: VmRSS of the daemon that started {INDEX_RUNS} runs of {SMALL}, "
+          f"after them (no target)", f"{first:.1f} MB")
+    b.row(f"rss_index: VmRSS of a fresh daemon on that cache after ls -l executions "
+          f"({entries} entries), ls -l queries/{SMALL}, {INDEX_RUNS} stats of "
+          f"executions/<eid>/status", f"{second:.1f} MB", "<= 64 MB",
+          f"{start:.1f} MB at mount", "", second <= 64)
+    b.row("rss_index: the fresh daemon's listings and stats; requests the fake saw meanwhile",
+          f"ls -l executions {ls_exec * 1000:.0f} ms, ls -l queries/{SMALL} "
+          f"{ls_query * 1000:.0f} ms, {INDEX_RUNS} stats {stats:.1f} s "
+          f"({missing} ENOENT); {requests} requests", "(no target)")
+
+
 FIGURES = [("cold", fig_cold), ("warm", fig_warm), ("ttfb", fig_ttfb), ("fanin", fig_fanin),
            ("parked", fig_parked), ("memory", fig_memory), ("metadata", fig_metadata),
-           ("official", fig_official)]
+           ("official", fig_official), ("rss_lookups", fig_rss_lookups),
+           ("rss_index", fig_rss_index)]
+NO_BIG_FIGURES = {"rss_lookups", "rss_index"}
 
 
 def print_table(rows):
@@ -629,6 +801,8 @@ def main():
     if unknown:
         ap.error(f"unknown figures: {', '.join(sorted(unknown))}")
 
+    # the figures that never read the big query skip its untimed walk (~50 s at 500 MB)
+    args.walk_big = any(n not in NO_BIG_FIGURES for n in chosen)
     started = time.perf_counter()
     b = Bench(args)
     errors = 0
