@@ -59,10 +59,23 @@ static void pin_locked(struct query *q)
 			q->page_owner[f]->ex->obj.pinned = pass;
 }
 
+/* Whether o holds nothing worth keeping: an id the API does not know, a
+ * query never run nor read here or through another mount. */
+static int worthless_locked(const struct object *o)
+{
+	return o->type == OBJECT_QUERY ? !((const struct query *)o)->listed
+				       : !((const struct execution *)o)->known;
+}
+
+/* The order objects go in when too many are kept: the worthless first,
+ * then the least recently used. */
 static int by_use(const void *a, const void *b)
 {
 	const struct object *x = *(struct object *const *)a, *y = *(struct object *const *)b;
+	int wx = worthless_locked(x), wy = worthless_locked(y);
 
+	if (wx != wy)
+		return wy - wx;
 	return (x->used_ms > y->used_ms) - (x->used_ms < y->used_ms);
 }
 
@@ -83,25 +96,49 @@ static void forget_job(void *data)
 	free(list);
 }
 
-/* The least recently used of the idle objects the kernel holds, beyond
- * SWEEP_KEEP_OBJECTS, to be forgotten by the kernel. */
-static struct forget_list *over_keep_locked(struct object **held, size_t count)
+static void free_locked(struct object *o, long long now)
+{
+	if (o->type == OBJECT_EXECUTION && ((struct execution *)o)->missing_until_ms > now)
+		missing_add_locked(o->id, ((struct execution *)o)->missing_until_ms);
+	objects_free_locked(o);
+}
+
+/* Beyond SWEEP_KEEP_OBJECTS, the idle objects in the order they go: freed
+ * if the kernel holds none of their inodes, else named for the kernel to
+ * forget (freed by a later pass). Returns that list, or NULL. */
+static struct forget_list *trim_locked(struct object **idle, size_t count, long long now,
+				       unsigned *freed)
 {
 	unsigned live = objects_live_locked();
-	size_t n = live > SWEEP_KEEP_OBJECTS ? live - SWEEP_KEEP_OBJECTS : 0;
-	struct forget_list *list;
+	size_t excess = live > SWEEP_KEEP_OBJECTS ? live - SWEEP_KEEP_OBJECTS : 0;
+	struct forget_list *list = NULL;
 
-	if (n > count)
-		n = count;
-	if (n > FORGET_BATCH)
-		n = FORGET_BATCH;
-	if (!n || !(list = malloc(sizeof(*list) + n * sizeof(list->names[0]))))
+	if (!excess)
 		return NULL;
-	qsort(held, count, sizeof(*held), by_use);
-	list->count = n;
-	for (size_t i = 0; i < n; i++) {
-		list->names[i].parent = held[i]->type == OBJECT_QUERY ? INO_QUERIES : INO_EXECUTIONS;
-		snprintf(list->names[i].name, sizeof(list->names[i].name), "%s", held[i]->id);
+	if (core_config.forget_name)
+		list = malloc(sizeof(*list) + (excess < FORGET_BATCH ? excess : FORGET_BATCH) *
+						      sizeof(list->names[0]));
+	if (list)
+		list->count = 0;
+	qsort(idle, count, sizeof(*idle), by_use);
+	for (size_t i = 0; i < count && excess; i++) {
+		struct object *o = idle[i];
+
+		if (!o->nlookup && o->pinned != pass) {
+			free_locked(o, now);
+			(*freed)++;
+			excess--;
+		} else if (o->nlookup && list && list->count < FORGET_BATCH) {
+			list->names[list->count].parent =
+				o->type == OBJECT_QUERY ? INO_QUERIES : INO_EXECUTIONS;
+			snprintf(list->names[list->count].name, sizeof(list->names[0].name), "%s", o->id);
+			list->count++;
+			excess--;
+		}
+	}
+	if (list && !list->count) {
+		free(list);
+		list = NULL;
 	}
 	return list;
 }
@@ -109,8 +146,8 @@ static struct forget_list *over_keep_locked(struct object **held, size_t count)
 void sweep_now(void)
 {
 	struct forget_list *forget = NULL;
-	struct object **held = NULL;
-	size_t held_count = 0;
+	struct object **idle = NULL;
+	size_t idle_count = 0;
 	long long now = http_now_ms();
 	unsigned slots, freed = 0;
 
@@ -123,29 +160,24 @@ void sweep_now(void)
 		if (o && o->type == OBJECT_QUERY)
 			pin_locked((struct query *)o);
 	}
-	if (core_config.forget_name && objects_live_locked() > SWEEP_KEEP_OBJECTS)
-		held = malloc(objects_live_locked() * sizeof(*held));
+	if (objects_live_locked() > SWEEP_KEEP_OBJECTS)
+		idle = malloc(objects_live_locked() * sizeof(*idle));
 	for (unsigned i = 0; i < slots; i++) {
 		struct object *o = objects_at_locked(i);
 
 		if (!o || !idle_locked(o))
 			continue;
-		if (o->nlookup) {
-			if (held)
-				held[held_count++] = o;
-			continue;
+		if (!o->nlookup && o->pinned != pass && worthless_locked(o)) {
+			free_locked(o, now); /* nothing to keep */
+			freed++;
+		} else if (idle) {
+			idle[idle_count++] = o;
 		}
-		if (o->pinned == pass)
-			continue;
-		if (o->type == OBJECT_EXECUTION && ((struct execution *)o)->missing_until_ms > now)
-			missing_add_locked(o->id, ((struct execution *)o)->missing_until_ms);
-		objects_free_locked(o);
-		freed++;
 	}
-	if (held)
-		forget = over_keep_locked(held, held_count);
+	if (idle)
+		forget = trim_locked(idle, idle_count, now, &freed);
 	core_unlock();
-	free(held);
+	free(idle);
 	if (freed)
 		log_debug("sweep: %u objects left memory", freed);
 	if (forget && worker_submit(forget_job, forget))

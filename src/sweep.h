@@ -1,14 +1,17 @@
-/* sweep.h - memory that stays bounded: objects nobody uses (no open file, no
- * waiter, no poll, download or latest request under way, not a live query's
- * latest run) leave memory once the kernel has forgotten their inodes, and
- * come back from the index when looked up again. When more than
- * SWEEP_KEEP_OBJECTS stay because the kernel still holds them, the kernel is
- * asked to forget the least recently used (engine_config.forget_name).
+/* sweep.h - memory that stays bounded. An object nobody uses (no open file,
+ * no waiter, no poll, download or latest request under way, not a live
+ * query's latest run) is idle. Idle objects worth nothing (an id the API does
+ * not know, a query never run nor read) leave memory once the kernel has
+ * forgotten their inodes. The others are kept, up to SWEEP_KEEP_OBJECTS in
+ * all, and beyond that the least recently used go: freed when the kernel
+ * holds none of their inodes, else named for the kernel to forget
+ * (engine_config.forget_name) and freed by a later pass. They come back from
+ * the index when looked up again.
  */
 #ifndef EXECFS_SWEEP_H
 #define EXECFS_SWEEP_H
 
-/* Objects kept in memory, idle, for the kernel's sake. */
+/* Objects kept in memory before the idle ones go. */
 #define SWEEP_KEEP_OBJECTS 4096
 
 /* Starts the pass that runs every engine_config.sweep_ms on the engine

@@ -38,9 +38,15 @@ static char cache_dir[64];
 static int forgotten;		/* names the engine asked the kernel to forget */
 static char forgotten_last[72];
 
+static int forgotten_random, forgotten_late; /* names of random query ids; named after another */
+
 static void forget_name(fuse_ino_t parent, const char *name)
 {
 	(void)parent;
+	if (strncmp(name, "1000", 4) == 0) {
+		forgotten_late |= forgotten != forgotten_random;
+		forgotten_random++;
+	}
 	forgotten++;
 	snprintf(forgotten_last, sizeof(forgotten_last), "%s", name);
 }
@@ -434,22 +440,40 @@ static void test_sweep(void)
 	CHECK(stub_submitted() == before && execution("M1") == NULL);
 	stub_req_free(req);
 
-	/* a finished run, forgotten by the kernel: gone, then back from the index */
+	/* a finished run the kernel forgot is kept, while there is room */
 	ino = lookup_execution("M2", COMPLETED);
 	stub_run_jobs(); /* its index entry is written */
-	sweep_now();
-	CHECK(execution("M2") != NULL); /* the kernel holds it */
 	engine_forget(ino, 1);
 	sweep_now();
+	CHECK(execution("M2") != NULL);
+	/* past SWEEP_KEEP_OBJECTS, the least recently used go: M2 is freed (the
+	 * kernel holds nothing of it), older ones the kernel holds are named
+	 * for it to forget */
+	forgotten = 0;
+	core_lock();
+	for (int i = 0; i < SWEEP_KEEP_OBJECTS; i++) {
+		struct query *q;
+
+		snprintf(qid, sizeof(qid), "%d", 200000 + i);
+		q = objects_query_locked(qid, 1);
+		q->listed = 1;
+		q->obj.used_ms = stub_now() + 1 + i;
+	}
+	core_unlock();
+	sweep_now();
+	stub_run_jobs();
 	CHECK(execution("M2") == NULL);
+	CHECK(forgotten > 0 && forgotten < 40);
+	/* looked up again: back from the index, no request */
 	req = stub_req();
 	CHECK(engine_lookup(req, INO_EXECUTIONS, "M2", &e) == 0);
 	CHECK(stub_submitted() == before + 1 && execution("M2") && execution("M2")->state == EXEC_SUCCESS);
 	stub_req_free(req);
 
-	/* more than the kernel should hold: the least recently used go */
-	forgotten = 0;
-	for (int i = 0; i < SWEEP_KEEP_OBJECTS + 10; i++) {
+	/* names looked up and worth nothing (random query ids) are the first
+	 * the kernel is asked to forget */
+	forgotten = forgotten_random = forgotten_late = 0;
+	for (int i = 0; i < 50; i++) {
 		req = stub_req();
 		snprintf(qid, sizeof(qid), "%d", 100000 + i);
 		CHECK(engine_lookup(req, INO_QUERIES, qid, &e) == 0);
@@ -458,8 +482,7 @@ static void test_sweep(void)
 	}
 	sweep_now();
 	stub_run_jobs();
-	CHECK(forgotten > 10 && forgotten < 40);
-	CHECK(strcmp(forgotten_last, "100040") < 0); /* the oldest */
+	CHECK(forgotten_random == 50 && !forgotten_late);
 }
 
 /* Sets the last open of a cached file seconds ago (its atime). */
