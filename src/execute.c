@@ -183,6 +183,17 @@ static int take_request(struct handle *h, const char *buf, size_t size, cJSON **
 			return -EINVAL;
 		}
 		memcpy(joined + h->pending_len, buf, size);
+		if (params_incomplete(joined, len) && !params_piece(buf, size)) {
+			/* a line ended inside the object: a silent 0 here would
+			 * let `echo ... > execute && cat last/...` read an older run */
+			free(joined);
+			h->pending = NULL;
+			h->pending_len = 0;
+			core_unlock();
+			snprintf(why, whylen, "the request is not valid JSON: the line ended before its "
+				 "object did (a '}' missing?); nothing was sent");
+			return -EINVAL;
+		}
 		if (params_incomplete(joined, len)) {
 			h->pending = joined;
 			h->pending_len = len;

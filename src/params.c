@@ -119,6 +119,13 @@ int params_incomplete(const char *data, size_t len)
 	return p < end && *p == '{' && jscan_prefix(p, (size_t)(end - p));
 }
 
+int params_piece(const char *data, size_t len)
+{
+	if (len == 0 || data[len - 1] != '\n')
+		return 1;
+	return len >= 512 && (len & (len - 1)) == 0;
+}
+
 int params_parse(const char *data, size_t len, cJSON **params, char *why, size_t whylen)
 {
 	const char *p = data, *end = data + len;

@@ -22,6 +22,13 @@ int params_parse(const char *data, size_t len, struct cJSON **params, char *why,
  * within PARAMS_MAX_INPUT): the rest may come in the next write(). */
 int params_incomplete(const char *data, size_t len);
 
+/* Whether one write() that leaves a JSON object unfinished is plainly a
+ * piece of a longer request: it does not end a line (os.write of parts,
+ * printf without a line break), or it is a writer's full buffer (a power of
+ * two from 512 bytes: stdio, Python). A line ended inside an object (`echo
+ * '{"days": 3' > execute`) is not: it was meant as the whole request. */
+int params_piece(const char *data, size_t len);
+
 /* Whether data is white space only (as the request forms count it). */
 int params_blank(const char *data, size_t len);
 

@@ -419,6 +419,29 @@ def test_json_split_over_writes_is_one_run_with_every_parameter(mnt, fake):
     assert len(rows) == 2 and {r["chain"] for r in rows} == {"caf\u00e9"}
 
 
+def test_a_line_ending_inside_the_object_is_einval_not_a_silent_no_op(mnt, fake):
+    # `echo '{"days": 3' > execute && cat last/results.csv` must not exit 0
+    # and print an older run: the line ended, the object did not
+    q = mnt.p("queries", "1003")
+    execute(mnt, 1003, "days=2\n")  # an older run that `last` names
+    last = os.readlink(q + "/last")
+    fake.reset()
+    before = fake.executions()["1003"]
+    out = subprocess.run(["bash", "-c", f"echo '{{\"days\": 3' > {q}/execute && cat {q}/last/results.csv"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "Invalid argument" in out.stderr, out
+    assert out.stdout == ""
+    assert read_text(q + "/error") == ("the request is not valid JSON: the line ended before its object did "
+                                       "(a '}' missing?); nothing was sent\n")
+    assert os.readlink(q + "/last") == last
+    assert fake.executions()["1003"] == before and api_requests(fake) == []
+    # the same object written line by line by echo: the first line is refused
+    out = subprocess.run(["bash", "-c", f"{{ echo '{{'; echo '\"days\": 3}}'; }} > {q}/execute"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "Invalid argument" in out.stderr
+    assert fake.executions()["1003"] == before and api_requests(fake) == []
+
+
 def test_json_split_around_a_closed_duplicate_is_one_run(mnt, fake, tmp_path):
     # Every close() of a duplicate descriptor flushes the file, and the
     # request's end may still come through another: a shell group whose

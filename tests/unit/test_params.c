@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int parse(const char *text, cJSON **params, char *why)
 {
@@ -36,6 +37,19 @@ void test_params(void)
 	cJSON_Delete(p);
 
 	CHECK(params_blank(" \r\n\t", 4) && params_blank("", 0) && !params_blank(" x", 2));
+
+	/* a write that leaves an object unfinished: a piece, or a mistake */
+	CHECK(params_piece("{\"days\": 2,", 11));		/* os.write of parts */
+	CHECK(!params_piece("{\"days\": 3\n", 11));		/* echo: a whole line */
+	{
+		char full[4096];
+
+		memset(full, ' ', sizeof(full));
+		full[0] = '{';
+		full[sizeof(full) - 1] = '\n';
+		CHECK(params_piece(full, sizeof(full)));	/* stdio's full buffer */
+		CHECK(!params_piece(full + 1, sizeof(full) - 1));
+	}
 
 	/* a byte order mark first is not part of the request */
 	CHECK(parse("\xEF\xBB\xBF" "days=7\n", &p, why) == 0);
