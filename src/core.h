@@ -119,6 +119,7 @@ struct execution {
 	char result_id[72];	/* where the result lives, when not under the id */
 	enum exec_state state;
 	char *error;		/* the API's failure message */
+	char *wait_note;	/* why a read gave up waiting (timeout=N), until the end */
 	char *document;		/* the status document as received */
 	long long status_at_ms;	/* when the status was last heard, 0 never */
 	time_t ended_at;	/* when the run ended (the API's word, else when we

@@ -76,7 +76,17 @@ static void latest_done(struct http_request *req)
 		} else {
 			apicall_log_failure(req, &err);
 			q->resolve_error = err.err;
-			core_set_string(&q->error, err.message);
+			if (err.err == ENODATA && !q->latest[0]) {
+				char text[sizeof(err.message) + 320];
+
+				/* never run: say how to start one */
+				snprintf(text, sizeof(text), "%s: start a run with `echo > queries/%s/execute` "
+					 "(parameters: `echo days=7 > queries/%s/execute`)", err.message,
+					 q->obj.id, q->obj.id);
+				core_set_string(&q->error, text);
+			} else {
+				core_set_string(&q->error, err.message);
+			}
 			if (q->listed)
 				index_put_query_locked(q);
 		}
@@ -124,8 +134,13 @@ static int open_ready_locked(struct waiter *w)
 	struct query *q = w->target;
 	struct execution *ex;
 
-	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+	if (w->deadline_ms && http_now_ms() >= w->deadline_ms) {
+		core_set_string(&q->error, "a read of latest.* waited for the API's answer until "
+					   "timeout and gave up (ETIMEDOUT): read again to keep waiting");
+		log_info("queries/%s/latest: the wait ended after %u s (timeout)", q->obj.id,
+			 core_config.timeout);
 		return w->err = ETIMEDOUT, 1;
+	}
 	if (q->resolving)
 		return 0;
 	if (q->resolve_error || !q->latest[0])

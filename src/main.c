@@ -7,6 +7,7 @@
 #include "fs.h"
 #include "http.h"
 #include "log.h"
+#include "preflight.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 
 struct options {
 	char *source;
+	char *mountpoint;	/* the second word, as given (libfuse parses it again) */
 	char *key_file;
 	char *api_key;
 	char *cache_dir;
@@ -31,6 +33,7 @@ struct options {
 	char *prefetch;
 	unsigned max_age;
 	unsigned timeout;
+	int nonempty;
 	int show_help;
 	int show_version;
 };
@@ -48,6 +51,7 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("prefetch=%s", prefetch),
 	OPTION("max_age=%u", max_age),
 	OPTION("timeout=%u", timeout),
+	OPTION("nonempty", nonempty),
 	OPTION("-h", show_help),
 	OPTION("--help", show_help),
 	OPTION("-V", show_version),
@@ -106,9 +110,21 @@ static void usage(const char *prog)
 	       "    -o ca_file=PATH        CA bundle for https (certificates are always verified)\n"
 	       "    -o prefetch=FORMATS    download these formats (csv,json,ndjson) of a run started\n"
 	       "                           here as soon as it ends; costs what reading them would\n"
+	       "    -o nonempty            mount over a directory that is not empty (refused otherwise)\n"
 	       "    -h, --help             this help\n"
 	       "    -V, --version          the version\n"
-	       "\n",
+	       "\n"
+	       "FUSE options (libfuse's; the usual ones):\n"
+	       "    -f                     stay in the foreground, log to stderr (else syslog)\n"
+	       "    -d                     debug: -f, and every FUSE request and state change logged\n"
+	       "    -s                     one thread for FUSE requests\n"
+	       "    -o allow_other         let other users see the mount (needs user_allow_other in\n"
+	       "                           /etc/fuse.conf unless root)\n"
+	       "    -o auto_unmount        unmount when the daemon dies\n"
+	       "    -o max_threads=N       threads for FUSE requests (default 8)\n"
+	       "    -o ro, noexec, nosuid, nodev, noatime  as for any mount\n"
+	       "\n"
+	       "Files, semantics and examples: man execfs.\n",
 	       prog);
 }
 
@@ -146,6 +162,8 @@ static int take_source(void *data, const char *arg, int key, struct fuse_args *o
 		opts->source = strdup(arg);
 		return 0;
 	}
+	if (key == FUSE_OPT_KEY_NONOPT && !opts->mountpoint)
+		opts->mountpoint = strdup(arg); /* and kept for libfuse */
 	/* prefetch=csv,json: -o splits it at the comma, and the formats after
 	 * the first come here alone */
 	if (key == FUSE_OPT_KEY_OPT && opts->prefetch && parse_formats(arg, &(unsigned){0}) == 0) {
@@ -374,8 +392,6 @@ int main(int argc, char *argv[])
 		return 1;
 	if (opts.show_help) {
 		usage(argv[0]);
-		fuse_cmdline_help();
-		fuse_lowlevel_help();
 		ret = 0;
 		goto out_args;
 	}
@@ -391,6 +407,8 @@ int main(int argc, char *argv[])
 				"shows in ps and in /etc/fstab; use -o key_file=PATH or EXECFS_API_KEY\n");
 		goto out_args;
 	}
+	if (opts.source && opts.mountpoint && preflight_order(opts.source, opts.mountpoint))
+		goto out_args;
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		goto out_args;
 	if (!opts.source || !cmd.mountpoint) {
@@ -439,8 +457,12 @@ int main(int argc, char *argv[])
 	if (add_fsname(&args, opts.source))
 		goto out_cache;
 	se = fuse_session_new(&args, &fs_operations, sizeof(fs_operations), NULL);
-	if (!se)
+	if (!se) {
+		preflight_explain_options(argc, argv);
 		goto out_cache;
+	}
+	if (preflight_mountpoint(cmd.mountpoint, opts.nonempty) || preflight_device())
+		goto out_session;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
@@ -501,6 +523,7 @@ out_args:
 	free(key);
 	free(cache_dir);
 	free(opts.source);
+	free(opts.mountpoint);
 	free(opts.key_file);
 	free(opts.api_key);
 	free(opts.cache_dir);

@@ -139,6 +139,7 @@ static void destroy(struct object *o)
 		struct execution *ex = (struct execution *)o;
 
 		free(ex->error);
+		free(ex->wait_note);
 		free(ex->document);
 		for (int f = 0; f < FORMAT_COUNT; f++)
 			result_free(&ex->results[f]);

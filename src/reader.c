@@ -10,6 +10,7 @@
 #include "result.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,8 +152,17 @@ static int drive_locked(struct waiter *w, struct result *r)
 			return err;
 		break;
 	}
-	if (w->deadline_ms && http_now_ms() >= w->deadline_ms)
+	if (w->deadline_ms && http_now_ms() >= w->deadline_ms) {
+		char note[200];
+
+		snprintf(note, sizeof(note), "a read waited %u s (timeout=%u) and gave up (ETIMEDOUT); "
+			 "the run goes on: read again to keep waiting", core_config.timeout,
+			 core_config.timeout);
+		core_set_string(&ex->wait_note, note);
+		log_info("executions/%s/results.%s: the wait ended after %u s (timeout); the run goes on",
+			 ex->obj.id, result_format_ext(r->format), core_config.timeout);
 		return ETIMEDOUT;
+	}
 	return 0;
 }
 

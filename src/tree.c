@@ -215,7 +215,7 @@ char *tree_file_text_locked(struct object *obj, enum file_kind kind, size_t *len
 		for (int f = 0; f < FORMAT_COUNT; f++)
 			if (ex->results[f].error_message)
 				return text_line(ex->results[f].error_message, len);
-		return text_line(NULL, len);
+		return text_line(exec_state_is_terminal(ex->state) ? NULL : ex->wait_note, len);
 	case FILE_QUERY_ERROR:
 		return text_line(q->error, len);
 	default:

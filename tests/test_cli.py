@@ -116,3 +116,88 @@ def test_redash_needs_a_url_and_names_its_key(tmp_path):
     r = run(["redash:http://127.0.0.1:9", str(tmp_path)])
     assert r.returncode != 0
     assert "EXECFS_API_KEY" in r.stderr and "REDASH_API_KEY" in r.stderr
+
+
+# ---- clear words before mounting (a newcomer's first hour) ---------------------
+
+def unmount(path):
+    subprocess.run(["fusermount3", "-uz", str(path)], capture_output=True)
+
+
+def test_source_and_mountpoint_swapped_says_so(tmp_path):
+    r = run([str(tmp_path), "dune"], env={"EXECFS_API_KEY": "k"})
+    assert r.returncode != 0
+    assert r.stderr == f"execfs: SOURCE comes first, then MOUNTPOINT: execfs [OPTIONS] dune {tmp_path}\n"
+
+
+def test_a_mountpoint_that_is_not_empty_is_refused_unless_nonempty(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (mnt / "notes.txt").write_text("mine\n")
+    args = ["dune:http://127.0.0.1:9", str(mnt), "-o", f"cache_dir={tmp_path / 'cache'}"]
+    r = run(args, env={"EXECFS_API_KEY": "k"})
+    assert r.returncode != 0
+    assert "is not empty" in r.stderr and "-o nonempty" in r.stderr
+    assert not os.path.ismount(mnt)
+    try:
+        r = run(args[:-1] + [args[-1] + ",nonempty"], env={"EXECFS_API_KEY": "k"})
+        assert r.returncode == 0, r.stderr
+        assert os.path.ismount(mnt)
+    finally:
+        unmount(mnt)
+    assert (mnt / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_mountpoint_already_mounted_is_refused_with_what_to_do(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    args = ["dune:http://127.0.0.1:9", str(mnt), "-o", f"cache_dir={tmp_path / 'cache'}"]
+    try:
+        assert run(args, env={"EXECFS_API_KEY": "k"}).returncode == 0
+        r = run(args, env={"EXECFS_API_KEY": "k"})
+        assert r.returncode != 0
+        assert "is already mounted" in r.stderr and f"fusermount3 -u {mnt}" in r.stderr
+    finally:
+        unmount(mnt)
+
+
+def test_an_unknown_option_is_named_with_the_closest_known_one(tmp_path):
+    r = run(["dune:http://127.0.0.1:9", str(tmp_path), "-o", "cach_size=1G,alow_other"],
+            env={"EXECFS_API_KEY": "k"})
+    assert r.returncode != 0
+    assert "execfs: unknown option cach_size=1G: did you mean cache_size=?" in r.stderr
+    assert "execfs: unknown option alow_other: did you mean allow_other?" in r.stderr
+
+
+def test_help_puts_execfs_options_first_each_once_and_points_at_the_man_page():
+    out = run(["--help"]).stdout
+    assert out.index("key_file=PATH") < out.index("FUSE options")
+    for option in ("-h, --help", "-V, --version", "-o allow_other", "-o max_threads"):
+        assert out.count(option) == 1, option
+    assert "man execfs" in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to set up a private /dev/fuse")
+def test_dev_fuse_not_open_to_the_user_says_what_to_do():
+    # a /dev/fuse of mode 0600 owned by root, in a mount namespace of its own,
+    # and execfs run as nobody
+    import shutil
+    import tempfile
+    if not (shutil.which("unshare") and shutil.which("setpriv")):
+        pytest.skip("needs unshare and setpriv (util-linux)")
+    work = tempfile.mkdtemp(prefix="execfs-devfuse-")
+    try:
+        os.chmod(work, 0o777)
+        os.mkdir(f"{work}/mnt")
+        os.chmod(f"{work}/mnt", 0o777)
+        script = (f"mknod -m 600 {work}/fuse c 10 229 && mount --bind {work}/fuse /dev/fuse && "
+                  f"exec setpriv --reuid=65534 --regid=65534 --clear-groups "
+                  f"env EXECFS_API_KEY=k {EXECFS} dune:http://127.0.0.1:9 {work}/mnt "
+                  f"-o cache_dir={work}/cache")
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0
+        assert "execfs: /dev/fuse is not open to you (mode 0600" in r.stderr, r.stderr
+        assert "chmod 0666 /dev/fuse" in r.stderr
+    finally:
+        subprocess.run(["rm", "-rf", work])

@@ -69,6 +69,9 @@ def test_never_run_latest_is_enodata(mnt, fake):
     assert errno_of(lambda: read(mnt.p("queries", "1007", "latest.csv"))) == errno.ENODATA
     words = message(fake, dune=b"No execution found", redash=b"No cached result found")
     assert words in read(mnt.p("queries", "1007", "error"))
+    # and how to start one
+    assert (b": start a run with `echo > queries/1007/execute` (parameters: `echo days=7 > "
+            b"queries/1007/execute`)\n") in read(mnt.p("queries", "1007", "error"))
     # after a run, latest works
     eid = execute(mnt, 1007)
     read(mnt.p("executions", eid, "results.csv"))

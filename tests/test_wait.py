@@ -122,6 +122,11 @@ def test_timeout_option(mounts, fake, slow):
         open(m.p("executions", eid, "results.csv"), "rb").read()
     assert e.value.errno == errno.ETIMEDOUT
     assert 0.9 < time.monotonic() - t0 < 5
+    # not silent: the error file and one log line say the wait ended, not the run
+    with open(m.p("executions", eid, "error")) as f:
+        assert f.read() == ("a read waited 1 s (timeout=1) and gave up (ETIMEDOUT); "
+                            "the run goes on: read again to keep waiting\n")
+    assert f"executions/{eid}/results.csv: the wait ended after 1 s (timeout); the run goes on" in m.log()
 
 
 def test_unmount_ends_waiting_readers(mounts, fake, slow):
