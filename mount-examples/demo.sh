@@ -14,7 +14,7 @@ dune | redash) ;;
 *) echo "usage: $0 [dune|redash]" >&2; exit 2 ;;
 esac
 
-bash tests/install-deps.sh
+bash tests/install-deps.sh --run
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 
