@@ -37,26 +37,76 @@ static int make_dirs(const char *path)
 	return 0;
 }
 
-/* Whether a download's file is still held by a live download (its owner's
- * open file description holds a write lock on it). */
-static int part_in_use(int dir, const char *name)
+static int same_file(const struct stat *a, const struct stat *b)
 {
-	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	int fd = openat(dir, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	int busy;
-
-	if (fd < 0)
-		return 0;
-	busy = fcntl(fd, F_OFD_SETLK, &lock) != 0 && (errno == EAGAIN || errno == EACCES);
-	close(fd);
-	return busy;
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev;
 }
 
-/* Downloads a dead daemon left unfinished; a live one's (another mount of
- * the same cache directory) are left alone. */
-static void remove_partial_downloads(void)
+static int ends_with(const char *name, const char *suffix)
 {
-	int fd = openat(cache_fd, "results", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t len = strlen(name), slen = strlen(suffix);
+
+	return len > slen && strcmp(name + len - slen, suffix) == 0;
+}
+
+/* An index entry's temporary file (written without a lock) is left alone
+ * this long after its last change. */
+#define TMP_GRACE_S 60
+
+/* Whether a download's .part is named by its result's lock file while a
+ * daemon holds that lock: the owner names it there before making it, so a
+ * part not locked yet (made, not locked) is still seen live. */
+static int part_claimed(int dir, const char *part)
+{
+	struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	char lock_name[PATH_MAX], named[PATH_MAX];
+	char *dot;
+	ssize_t n;
+	int fd, held;
+
+	/* <eid>.<ext>.<pid>-<n>.part -> <eid>.<ext>.lock */
+	snprintf(lock_name, sizeof(lock_name), "%s", part);
+	lock_name[strlen(lock_name) - 5] = '\0';
+	if (!(dot = strrchr(lock_name, '.')))
+		return 0;
+	snprintf(dot, sizeof(lock_name) - (size_t)(dot - lock_name), ".lock");
+	fd = openat(dir, lock_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	held = fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+	n = held ? pread(fd, named, sizeof(named) - 1, 0) : -1;
+	close(fd);
+	named[n > 0 ? n : 0] = '\0';
+	return held && strcmp(named + (strncmp(named, "results/", 8) == 0 ? 8 : 0), part) == 0;
+}
+
+/* Removes a file a dead daemon left behind, unless a live one holds it (an
+ * open file description's write lock on it) or is making it (see
+ * part_claimed; an entry's .tmp younger than TMP_GRACE_S). The removal is
+ * made while holding the lock, and only if the name still is that file. */
+static void remove_if_dead(int dir, const char *name)
+{
+	struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat held, named;
+	int fd = openat(dir, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int tmp = strncmp(name, ".tmp.", 5) == 0;
+
+	if (fd < 0)
+		return;
+	if (fcntl(fd, F_OFD_SETLK, &lock) == 0 && fstat(fd, &held) == 0 &&
+	    (!tmp || held.st_mtime < time(NULL) - TMP_GRACE_S) &&
+	    !(ends_with(name, ".part") && part_claimed(dir, name)) &&
+	    fstatat(dir, name, &named, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&held, &named))
+		unlinkat(dir, name, 0);
+	close(fd);
+}
+
+/* What dead daemons left unfinished: downloads, their claims, index entries
+ * being written; a live daemon's (another mount of the same cache
+ * directory) are left alone. */
+static void remove_unfinished(const char *sub)
+{
+	int fd = openat(cache_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 
@@ -66,12 +116,9 @@ static void remove_partial_downloads(void)
 		return;
 	}
 	while ((de = readdir(dir))) {
-		size_t len = strlen(de->d_name);
-
-		if (((len > 5 && strcmp(de->d_name + len - 5, ".part") == 0) ||
-		     (len > 5 && strcmp(de->d_name + len - 5, ".lock") == 0) ||
-		     strncmp(de->d_name, ".tmp.", 5) == 0) && !part_in_use(fd, de->d_name))
-			unlinkat(fd, de->d_name, 0);
+		if ((ends_with(de->d_name, ".lock") && de->d_name[0] != '.') ||
+		    ends_with(de->d_name, ".part") || strncmp(de->d_name, ".tmp.", 5) == 0)
+			remove_if_dead(fd, de->d_name);
 	}
 	closedir(dir);
 }
@@ -91,7 +138,8 @@ int cache_open(const char *dir)
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
 		if (mkdirat(cache_fd, subdirs[i], 0700) && errno != EEXIST)
 			return -errno;
-	remove_partial_downloads();
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
+		remove_unfinished(subdirs[i]);
 	return 0;
 }
 
@@ -298,11 +346,6 @@ static int lock_path(char *out, size_t outlen, const char *eid, enum result_form
 	return 0;
 }
 
-static int same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev;
-}
-
 /* The .part file named in a lock file, or "" (not written yet, or not one of
  * this result's names: only results/<eid>.<ext>.*.part is ever followed or
  * removed). */
@@ -406,14 +449,18 @@ int cache_result_follow(const char *eid, enum result_format format, const struct
 	*size = part.st_size;
 	if (fcntl(c->lock_fd, F_OFD_GETLK, &probe))
 		return -errno;
-	if (probe.l_type != F_UNLCK)
-		return FOLLOW_RUNNING;
 	result_path(path, sizeof(path), eid, format, "");
-	if (fstatat(cache_fd, path, &final, 0) == 0 && same_file(&part, &final)) {
-		*size = final.st_size;
-		return FOLLOW_COMMITTED;
+	if (probe.l_type == F_UNLCK || part.st_nlink == 0) {
+		/* its owner let go, or the file is gone from the directory: a
+		 * daemon that claimed a dead owner's download removed it, and
+		 * holds the lock for a file of its own */
+		if (fstatat(cache_fd, path, &final, 0) == 0 && same_file(&part, &final)) {
+			*size = final.st_size;
+			return FOLLOW_COMMITTED;
+		}
+		return FOLLOW_GONE;
 	}
-	return FOLLOW_GONE;
+	return FOLLOW_RUNNING;
 }
 
 int cache_result_begin(const char *eid, enum result_format format, int lock_fd, char *part,
@@ -430,6 +477,13 @@ int cache_result_begin(const char *eid, enum result_format format, int lock_fd, 
 	snprintf(suffix, sizeof(suffix), ".%d-%lu.part", getpid(),
 		 __atomic_add_fetch(&parts, 1, __ATOMIC_RELAXED));
 	result_path(part, partlen, eid, format, suffix);
+	/* named in the held lock file before it exists: a daemon starting on
+	 * this directory sees it live even before its own lock (part_claimed),
+	 * and the others follow it from here */
+	len = strlen(part);
+	if (lock_fd >= 0 && pwrite(lock_fd, part, len, 0) != (ssize_t)len)
+		log_info("%s: cannot name the download in its lock file: other daemons will "
+			 "wait for its end", part);
 	fd = openat(cache_fd, part, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fd = -errno;
@@ -441,11 +495,6 @@ int cache_result_begin(const char *eid, enum result_format format, int lock_fd, 
 	if (fcntl(fd, F_OFD_SETLK, &lock))
 		log_info("%s: no lock on the download's file (%s): a daemon starting on this "
 			 "cache directory may remove it", part, strerror(errno));
-	/* the other daemons follow it from here */
-	len = strlen(part);
-	if (lock_fd >= 0 && pwrite(lock_fd, part, len, 0) != (ssize_t)len)
-		log_info("%s: cannot name the download in its lock file: other daemons will "
-			 "wait for its end", part);
 	return fd;
 }
 

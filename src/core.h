@@ -35,12 +35,13 @@ struct object {
 	/* Who uses it: while any does, it stays in memory (sweep.c). */
 	unsigned long long nlookup; /* the kernel's references to its inodes:
 				 * entries sent, less those it forgot */
-	int handles;		/* open files */
+	int handles;		/* open files, and callers between two holds of the lock */
 	long long used_ms;	/* last looked up or opened (http_now_ms) */
 	unsigned pinned;	/* the sweep pass that found it needed by a query */
 };
 
 struct result;
+struct download;
 
 struct query {
 	struct object obj;
@@ -91,16 +92,8 @@ struct result {
 				 * daemon downloads, watched while it follows
 				 * another's download; -1 none */
 	int claim_tries;	/* claims that found the owner not ready yet */
-	char part[160];		/* its file in the cache directory, "" before */
-	struct result_decoder *decoder;
-	struct buffer out;
-	off_t page_start;	/* file offset where the current page starts */
-	off_t attempt_bytes;	/* bytes the current attempt has produced */
-	int headers_checked;	/* the decoder has seen this attempt's headers */
-	struct api_error abort_err; /* why the decoder stopped a page */
-	struct http_request *ahead; /* the next page, asked for while this one streams */
-	struct buffer ahead_body; /* its first bytes, kept until its turn */
-	int ahead_done;		/* it ended before its turn */
+	struct download *dl;	/* this daemon's download of it, while one runs
+				 * (download.c); NULL otherwise */
 };
 
 /* Where an execution's status polling stands; changed only by

@@ -22,15 +22,51 @@
 /* Bytes of the next page kept in memory before its turn. */
 #define AHEAD_CAP (1u << 20)
 
+/* A download's own state, from download_run to its commit or failure:
+ * engine thread only, then the worker's for the commit. Kept apart from the
+ * result so that results at rest (most of them) hold none of it. */
+struct download {
+	char part[160];		/* its file in the cache directory, "" before */
+	struct result_decoder *decoder;
+	struct buffer out;
+	off_t page_start;	/* file offset where the current page starts */
+	off_t attempt_bytes;	/* bytes the current attempt has produced */
+	int headers_checked;	/* the decoder has seen this attempt's headers */
+	struct api_error abort_err; /* why the decoder stopped a page */
+	struct http_request *ahead; /* the next page, asked for while this one streams */
+	struct buffer ahead_body; /* its first bytes, kept until its turn */
+	int ahead_done;		/* it ended before its turn */
+};
+
 static void drop_ahead(struct result *r);
 
+/* The transfer is over: its decoder and buffers go (the file stays). */
 static void download_free(struct result *r)
 {
 	drop_ahead(r);
-	if (r->decoder)
-		r->decoder->ops->free(r->decoder);
-	r->decoder = NULL;
-	buffer_free(&r->out);
+	if (r->dl->decoder)
+		r->dl->decoder->ops->free(r->dl->decoder);
+	r->dl->decoder = NULL;
+	buffer_free(&r->dl->out);
+}
+
+/* The download is over, committed or failed. */
+static void download_end(struct result *r)
+{
+	free(r->dl);
+	r->dl = NULL;
+}
+
+void download_discard(struct result *r)
+{
+	if (!r->dl)
+		return;
+	if (r->dl->ahead)
+		http_request_free(r->dl->ahead); /* ended by http_stop(), kept for its turn */
+	r->dl->ahead = NULL;
+	buffer_free(&r->dl->ahead_body);
+	download_free(r);
+	download_end(r);
 }
 
 /* The download ended without the result: readers get err. A reader that
@@ -41,8 +77,8 @@ static void fail_download(struct result *r, const struct api_error *err)
 	int old = -1;
 
 	download_free(r);
-	cache_result_abandon(r->part, r->ex->obj.id, r->format, r->lock_fd);
-	r->part[0] = '\0';
+	cache_result_abandon(r->dl->part, r->ex->obj.id, r->format, r->lock_fd);
+	download_end(r);
 	r->lock_fd = -1;
 	core_lock();
 	r->error = err->err ? err->err : EIO;
@@ -82,8 +118,8 @@ static void fail_store(struct result *r, int rc)
 static int flush_out(struct result *r)
 {
 	struct waiter *ready = NULL;
-	off_t pos = r->page_start + r->attempt_bytes;
-	size_t len = r->out.len, skip = 0;
+	off_t pos = r->dl->page_start + r->dl->attempt_bytes;
+	size_t len = r->dl->out.len, skip = 0;
 	off_t have = r->size; /* only this thread changes it while streaming */
 
 	if (len == 0)
@@ -91,7 +127,7 @@ static int flush_out(struct result *r)
 	if (have > pos)
 		skip = (size_t)(have - pos) < len ? (size_t)(have - pos) : len;
 	for (size_t done = skip; done < len;) {
-		ssize_t n = pwrite(r->fd, r->out.data + done, len - done, pos + (off_t)done);
+		ssize_t n = pwrite(r->fd, r->dl->out.data + done, len - done, pos + (off_t)done);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -100,8 +136,8 @@ static int flush_out(struct result *r)
 		}
 		done += (size_t)n;
 	}
-	r->attempt_bytes += (off_t)len;
-	buffer_reset(&r->out);
+	r->dl->attempt_bytes += (off_t)len;
+	buffer_reset(&r->dl->out);
 	if (pos + (off_t)len > have) {
 		core_lock();
 		r->size = pos + (off_t)len;
@@ -125,7 +161,7 @@ static void ahead_attempt(struct http_request *req)
 	struct result *r = req->data;
 
 	if (r)
-		buffer_reset(&r->ahead_body);
+		buffer_reset(&r->dl->ahead_body);
 }
 
 static int ahead_data(struct http_request *req, const char *data, size_t len)
@@ -134,9 +170,9 @@ static int ahead_data(struct http_request *req, const char *data, size_t len)
 
 	if (!r)
 		return -ECANCELED; /* dropped */
-	if (r->ahead_body.len + len > AHEAD_CAP)
+	if (r->dl->ahead_body.len + len > AHEAD_CAP)
 		return HTTP_PAUSE;
-	return buffer_append(&r->ahead_body, data, len) ? -ENOMEM : 0;
+	return buffer_append(&r->dl->ahead_body, data, len) ? -ENOMEM : 0;
 }
 
 static void ahead_done(struct http_request *req)
@@ -144,7 +180,7 @@ static void ahead_done(struct http_request *req)
 	struct result *r = req->data;
 
 	if (r)
-		r->ahead_done = 1; /* kept for its turn */
+		r->dl->ahead_done = 1; /* kept for its turn */
 	else
 		http_request_free(req);
 }
@@ -173,23 +209,23 @@ static void ask_ahead(struct result *r, const char *current, char *url)
 	req->on_attempt = ahead_attempt;
 	req->on_data = ahead_data;
 	req->on_done = ahead_done;
-	buffer_init(&r->ahead_body, AHEAD_CAP);
-	r->ahead = req;
-	r->ahead_done = 0;
+	buffer_init(&r->dl->ahead_body, AHEAD_CAP);
+	r->dl->ahead = req;
+	r->dl->ahead_done = 0;
 	http_submit(req);
 }
 
 /* Drops the page asked for ahead; a transfer under way ends itself. */
 static void drop_ahead(struct result *r)
 {
-	struct http_request *req = r->ahead;
+	struct http_request *req = r->dl->ahead;
 
 	if (!req)
 		return;
-	r->ahead = NULL;
-	buffer_free(&r->ahead_body);
-	if (r->ahead_done) {
-		r->ahead_done = 0;
+	r->dl->ahead = NULL;
+	buffer_free(&r->dl->ahead_body);
+	if (r->dl->ahead_done) {
+		r->dl->ahead_done = 0;
 		http_request_free(req);
 		return;
 	}
@@ -214,22 +250,22 @@ static void follow(struct http_request *req, struct result *r)
 /* The page asked for ahead is the next one: it becomes the download's. */
 static void take_ahead(struct result *r)
 {
-	struct http_request *req = r->ahead;
-	int done = r->ahead_done, rc = 0;
+	struct http_request *req = r->dl->ahead;
+	int done = r->dl->ahead_done, rc = 0;
 	struct api_error err;
 
 	page_attempt(req);
-	if (r->ahead_body.len)
-		rc = page_data(req, r->ahead_body.data, r->ahead_body.len);
+	if (r->dl->ahead_body.len)
+		rc = page_data(req, r->dl->ahead_body.data, r->dl->ahead_body.len);
 	if (rc && !done) {
-		err = r->abort_err;
+		err = r->dl->abort_err;
 		store_error(&err, rc);
 		fail_download(r, &err); /* drops the page ahead */
 		return;
 	}
-	r->ahead = NULL;
-	r->ahead_done = 0;
-	buffer_free(&r->ahead_body);
+	r->dl->ahead = NULL;
+	r->dl->ahead_done = 0;
+	buffer_free(&r->dl->ahead_body);
 	follow(req, r);
 	if (!done) {
 		http_resume(req);
@@ -246,10 +282,10 @@ static void page_attempt(struct http_request *req)
 {
 	struct result *r = req->data;
 
-	r->decoder->ops->page_begin(r->decoder);
-	r->headers_checked = 0;
-	r->attempt_bytes = 0;
-	buffer_reset(&r->out);
+	r->dl->decoder->ops->page_begin(r->dl->decoder);
+	r->dl->headers_checked = 0;
+	r->dl->attempt_bytes = 0;
+	buffer_reset(&r->dl->out);
 }
 
 static int page_data(struct http_request *req, const char *data, size_t len)
@@ -258,27 +294,27 @@ static int page_data(struct http_request *req, const char *data, size_t len)
 	struct api_error err;
 	int rc;
 
-	if (!r->headers_checked) {
+	if (!r->dl->headers_checked) {
 		struct api_response resp = {req->status, req->headers.data, "", 0};
-		const struct result_decoder_ops *ops = r->decoder->ops;
+		const struct result_decoder_ops *ops = r->dl->decoder->ops;
 
-		r->headers_checked = 1;
-		rc = ops->page_headers ? ops->page_headers(r->decoder, &resp, &err) : 0;
+		r->dl->headers_checked = 1;
+		rc = ops->page_headers ? ops->page_headers(r->dl->decoder, &resp, &err) : 0;
 		if (rc)
-			return r->abort_err = err, rc;
-		if (ops->next_from_headers && !r->ahead)
-			ask_ahead(r, req->url, ops->next_from_headers(r->decoder, &resp));
+			return r->dl->abort_err = err, rc;
+		if (ops->next_from_headers && !r->dl->ahead)
+			ask_ahead(r, req->url, ops->next_from_headers(r->dl->decoder, &resp));
 	}
-	rc = r->decoder->ops->page_data(r->decoder, data, len, &r->out, &err);
+	rc = r->dl->decoder->ops->page_data(r->dl->decoder, data, len, &r->dl->out, &err);
 	if (rc)
-		return r->abort_err = err, rc;
+		return r->dl->abort_err = err, rc;
 	/* smaller writes at first: the first bytes reach their reader sooner */
-	return r->out.len >= (r->size < (off_t)RESULT_FLUSH_BYTES ? RESULT_FLUSH_BYTES / 16
+	return r->dl->out.len >= (r->size < (off_t)RESULT_FLUSH_BYTES ? RESULT_FLUSH_BYTES / 16
 								  : RESULT_FLUSH_BYTES)
 		       ? flush_out(r) : 0;
 }
 
-/* A failed write stays in r->out: the next flush, at the latest the page's
+/* A failed write stays in r->dl->out: the next flush, at the latest the page's
  * end, reports it. */
 static void page_drained(struct http_request *req)
 {
@@ -290,13 +326,13 @@ static void commit(void *data)
 {
 	struct result *r = data;
 	struct waiter *ready = NULL;
-	int rc = cache_result_commit(r->part, r->ex->obj.id, r->format, r->fd, r->lock_fd), old;
+	int rc = cache_result_commit(r->dl->part, r->ex->obj.id, r->format, r->fd, r->lock_fd), old;
 
 	if (rc) {
 		fail_store(r, rc);
 		return;
 	}
-	r->part[0] = '\0'; /* it is the result's file now */
+	download_end(r); /* its file is the result's now */
 	r->lock_fd = -1;  /* released by the commit */
 	core_lock();
 	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
@@ -314,7 +350,7 @@ static void finish(struct result *r)
 {
 	struct api_error err = {0};
 	struct waiter *ready = NULL;
-	int rc = r->decoder->ops->finish(r->decoder, &r->out, &err);
+	int rc = r->dl->decoder->ops->finish(r->dl->decoder, &r->dl->out, &err);
 
 	drop_ahead(r); /* the headers named a page the end did not */
 	if (!rc)
@@ -343,11 +379,11 @@ static void page_done(struct http_request *req)
 	char *next = NULL;
 	int rc = apicall_outcome(req, &resp, &err);
 
-	if (rc && req->aborted && r->abort_err.err)
-		err = r->abort_err; /* the decoder's own words */
-	memset(&r->abort_err, 0, sizeof(r->abort_err));
+	if (rc && req->aborted && r->dl->abort_err.err)
+		err = r->dl->abort_err; /* the decoder's own words */
+	memset(&r->dl->abort_err, 0, sizeof(r->dl->abort_err));
 	if (!rc)
-		rc = r->decoder->ops->page_end(r->decoder, &resp, &r->out, &next, &err);
+		rc = r->dl->decoder->ops->page_end(r->dl->decoder, &resp, &r->dl->out, &next, &err);
 	if (!rc && (rc = flush_out(r))) {
 		memset(&err, 0, sizeof(err));
 		store_error(&err, rc);
@@ -371,9 +407,9 @@ static void page_done(struct http_request *req)
 		finish(r);
 		return;
 	}
-	r->page_start += r->attempt_bytes;
-	r->attempt_bytes = 0;
-	if (r->ahead && strcmp(r->ahead->url, next) == 0) {
+	r->dl->page_start += r->dl->attempt_bytes;
+	r->dl->attempt_bytes = 0;
+	if (r->dl->ahead && strcmp(r->dl->ahead->url, next) == 0) {
 		free(next);
 		take_ahead(r);
 		return;
@@ -400,10 +436,24 @@ void download_run(struct result *r, int lock_fd)
 	struct http_request *req = NULL;
 	struct api_error err;
 	char *document = NULL;
+	struct waiter *ready = NULL;
 	int fd, rc, old;
 
 	r->lock_fd = lock_fd;
-	fd = cache_result_begin(r->ex->obj.id, r->format, lock_fd, r->part, sizeof(r->part));
+	r->dl = calloc(1, sizeof(*r->dl));
+	if (!r->dl) {
+		cache_result_release(r->ex->obj.id, r->format, lock_fd);
+		r->lock_fd = -1;
+		core_lock();
+		r->error = ENOMEM;
+		core_set_string(&r->error_message, "out of memory for the download");
+		result_set_state_locked(r, RESULT_FAILED);
+		park_wake_locked(r, &ready);
+		core_unlock();
+		park_send(ready);
+		return;
+	}
+	fd = cache_result_begin(r->ex->obj.id, r->format, lock_fd, r->dl->part, sizeof(r->dl->part));
 	if (fd < 0) {
 		log_error("executions/%s: cannot create a cache file: %s", r->ex->obj.id, strerror(-fd));
 		api_fail(&err, -fd, 0, "cannot create a file in the cache directory");
@@ -420,15 +470,15 @@ void download_run(struct result *r, int lock_fd)
 	core_unlock();
 	if (old >= 0)
 		close(old); /* a failed download's, kept while it was open */
-	r->page_start = 0;
-	r->attempt_bytes = 0;
-	buffer_init(&r->out, RESULT_OUT_CAP);
-	r->decoder = b->ops->decoder_new(b, r->format);
-	if (r->decoder)
-		r->decoder->expect_rows = document && b->ops->expected_rows
+	r->dl->page_start = 0;
+	r->dl->attempt_bytes = 0;
+	buffer_init(&r->dl->out, RESULT_OUT_CAP);
+	r->dl->decoder = b->ops->decoder_new(b, r->format);
+	if (r->dl->decoder)
+		r->dl->decoder->expect_rows = document && b->ops->expected_rows
 					  ? b->ops->expected_rows(document) : -1;
 	free(document);
-	rc = !r->decoder ? -ENOMEM : b->ops->result_request(b, &info, r->format, &api);
+	rc = !r->dl->decoder ? -ENOMEM : b->ops->result_request(b, &info, r->format, &api);
 	if (!rc && !(req = page_request(r, &api)))
 		rc = -ENOMEM;
 	if (rc) {

@@ -13,4 +13,7 @@
  * first page. r is RESULT_STREAMING; it ends COMPLETE or FAILED. */
 void download_run(struct result *r, int lock_fd);
 
+/* Frees what a download under way holds (at shutdown, nothing running). */
+void download_discard(struct result *r);
+
 #endif

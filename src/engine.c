@@ -137,11 +137,19 @@ int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fu
 		return tree_valid_eid(name) ? poll_lookup(req, name, e) : -ENOENT;
 	if (parent == INO_QUERIES && !tree_valid_qid(name))
 		return -ENOENT;
-	if (parent == INO_QUERIES)
-		index_read_query(name, &entry);
-	else
+	if (parent == INO_QUERIES) {
+		for (int tries = 0;; tries++) {
+			index_read_query(name, &entry);
+			core_lock();
+			/* in memory when looked at, gone since (sweep.c): read it */
+			if (!entry.in_table || entry.found || objects_query_locked(name, 0) || tries == 2)
+				break;
+			core_unlock();
+		}
+	} else {
 		refresh_query(parent);
-	core_lock();
+		core_lock();
+	}
 	if (parent == INO_QUERIES) {
 		if ((q = index_query_locked(name, &entry, 1))) {
 			tree_fill_entry_locked(&q->obj, FILE_DIR, e);
@@ -161,7 +169,7 @@ int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fu
 	return rc;
 }
 
-int engine_entry(fuse_ino_t ino, struct fuse_entry_param *e)
+int engine_entry(fuse_ino_t parent, fuse_ino_t ino, const char *name, struct fuse_entry_param *e)
 {
 	enum file_kind kind;
 	struct object *obj;
@@ -175,6 +183,10 @@ int engine_entry(fuse_ino_t ino, struct fuse_entry_param *e)
 	}
 	core_lock();
 	obj = tree_object_by_ino_locked(ino, &kind);
+	/* the listing was taken at opendir: the inode may have been freed and
+	 * given to another object since; only the same name is the same file */
+	if (obj && !tree_is_entry_locked(obj, kind, parent, name))
+		obj = NULL;
 	if (obj)
 		tree_fill_entry_locked(obj, kind, e);
 	core_unlock();
@@ -449,6 +461,7 @@ void engine_shutdown(void)
 	/* writes are freed by their requests, which http_stop() ends */
 	park_end_all(ENOTCONN);
 	http_stop();
+	sweep_wait_forgets();
 	worker_stop(); /* commits and entries still queued are done first */
 	index_flush();
 	while (handles.next != &handles)

@@ -50,8 +50,10 @@ void engine_shutdown(void);
  * the mount does not know yet is asked of the API). */
 int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fuse_entry_param *e);
 
-/* What a lookup of ino would answer, for readdirplus: 0 or -ENOENT. */
-int engine_entry(fuse_ino_t ino, struct fuse_entry_param *e);
+/* What a lookup of name in parent would answer, for readdirplus, given the
+ * inode the listing gave it: 0, or -ENOENT when that inode is not name's in
+ * parent (any more). */
+int engine_entry(fuse_ino_t parent, fuse_ino_t ino, const char *name, struct fuse_entry_param *e);
 
 /* Attributes of ino (h: the open file asking, or NULL) and how long they
  * may be cached: 0 or -errno. */

@@ -117,8 +117,8 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
-			   int plus)
+static void readdir_common(fuse_req_t req, fuse_ino_t dir, size_t size, off_t off,
+			   struct fuse_file_info *fi, int plus)
 {
 	struct listing *l = (struct listing *)(uintptr_t)fi->fh;
 	char *buf;
@@ -142,7 +142,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 				break;
 			/* "." and "..": no lookup */
 			if (strcmp(le->name, ".") == 0 || strcmp(le->name, "..") == 0 ||
-			    engine_entry(le->ino, &e)) {
+			    engine_entry(dir, le->ino, le->name, &e)) {
 				memset(&e, 0, sizeof(e));
 				e.attr.st_ino = le->ino;
 				e.attr.st_mode = le->mode;
@@ -168,15 +168,13 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_f
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	readdir_common(req, size, off, fi, 0);
+	readdir_common(req, ino, size, off, fi, 0);
 }
 
 static void do_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	(void)ino;
-	readdir_common(req, size, off, fi, 1);
+	readdir_common(req, ino, size, off, fi, 1);
 }
 
 static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -341,7 +341,7 @@ void index_read_query(const char *qid, struct query_entry *e)
 	e->latest_run.in_table = 1;
 	core_lock();
 	q = objects_query_locked(qid, 0);
-	in_table = q != NULL;
+	in_table = e->in_table = q != NULL;
 	if (q)
 		known = q->stamp;
 	core_unlock();

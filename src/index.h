@@ -48,6 +48,7 @@ void index_execution_entry_free(struct execution_entry *e);
 
 /* What the index holds of a query, and of the run its latest names. */
 struct query_entry {
+	int in_table;		/* the table had it when it was read */
 	int found;		/* an entry newer than the table's was read */
 	struct cache_stamp stamp;
 	char last[72];

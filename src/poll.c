@@ -354,13 +354,17 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 		return -ENOENT;
 	}
 	core_unlock();
-	index_read_execution(eid, &entry);
 	w = park_waiter_new(req, PARK_REPLY_ENTRY, NULL, lookup_ready_locked);
-	if (!w) {
-		index_execution_entry_free(&entry);
+	if (!w)
 		return ENGINE_PARKED; /* answered */
+	for (int tries = 0;; tries++) {
+		index_read_execution(eid, &entry);
+		core_lock();
+		/* in memory when looked at, gone since (sweep.c): read it */
+		if (!entry.in_table || objects_execution_locked(eid) || tries == 2)
+			break;
+		core_unlock();
 	}
-	core_lock();
 	ex = index_execution_locked(eid, &entry);
 	if (!ex || ex->known) { /* another mount's run, from the index */
 		if (ex)
@@ -369,15 +373,18 @@ int poll_lookup(fuse_req_t req, const char *eid, struct fuse_entry_param *e)
 		free(w);
 		return ex ? 0 : -ENOMEM;
 	}
-	/* from here until park() counts the waiter, the poll keeps ex in
-	 * memory (sweep.c) */
 	w->target = ex;
 	w->count = &ex->waiters;
 	w->execution = ex;
 	w->since_ms = http_now_ms();
 	polled_since_locked(w, ex); /* marks it, before the poll it waits for */
 	poll_now_locked(ex);
+	ex->obj.handles++; /* kept in memory until park() has counted the waiter:
+			    * the poll may end before (sweep.c) */
 	core_unlock();
 	park(w);
+	core_lock();
+	ex->obj.handles--;
+	core_unlock();
 	return ENGINE_PARKED;
 }

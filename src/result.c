@@ -103,14 +103,6 @@ void results_set_cached_bytes_locked(unsigned long long bytes)
 
 void result_free(struct result *r)
 {
-	if (r->decoder)
-		r->decoder->ops->free(r->decoder);
-	r->decoder = NULL;
-	buffer_free(&r->out);
-	if (r->ahead)
-		http_request_free(r->ahead); /* ended by http_stop(), kept for its turn */
-	r->ahead = NULL;
-	buffer_free(&r->ahead_body);
 	if (r->fd >= 0)
 		close(r->fd);
 	if (r->lock_fd >= 0)

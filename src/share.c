@@ -28,16 +28,22 @@ static void claim(void *data, int cancelled);
 static void fail(struct result *r, int err, const char *what)
 {
 	struct waiter *ready = NULL;
+	int old = -1;
 
 	log_error("executions/%s/results.%s: %s: %s", r->ex->obj.id, result_format_ext(r->format),
 		  what, strerror(err));
 	core_lock();
 	r->error = err;
 	core_set_string(&r->error_message, what);
-	r->size = 0;
+	if (r->opens == 0) { /* a followed file's descriptor: its blocks go */
+		old = result_set_fd_locked(r, -1);
+		r->size = 0;
+	}
 	result_set_state_locked(r, RESULT_FAILED);
 	park_wake_locked(r, &ready);
 	core_unlock(); /* r may leave memory from here */
+	if (old >= 0)
+		close(old);
 	park_send(ready);
 }
 

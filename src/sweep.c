@@ -6,8 +6,7 @@
 #include "missing.h"
 #include "objects.h"
 #include "result.h"
-#include "worker.h"
-
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,7 +18,7 @@ static unsigned pass;
 static int result_idle(const struct result *r)
 {
 	return !r->opens && !r->waiters && !r->pins && !r->retired_count && !result_busy(r) &&
-	       r->lock_fd < 0 && r->fd < 0;
+	       r->lock_fd < 0 && r->fd < 0 && !r->dl;
 }
 
 static int idle_locked(struct object *o)
@@ -87,13 +86,57 @@ struct forget_list {
 	} names[];
 };
 
-static void forget_job(void *data)
+/* The kernel's invalidations run on a thread of their own: one waits for
+ * the directory's lock, which a lookup parked there holds until its poll
+ * answers (minutes, under the API's 429s); the worker's commits must not. */
+static pthread_t forget_thread;
+static int forget_started;	/* forget_thread is to be joined */
+static int forget_running;	/* core lock: it has not finished yet */
+
+static void *forget_main(void *data)
 {
 	struct forget_list *list = data;
 
 	for (size_t i = 0; i < list->count; i++)
 		core_config.forget_name(list->names[i].parent, list->names[i].name);
 	free(list);
+	core_lock();
+	forget_running = 0;
+	core_unlock();
+	return NULL;
+}
+
+void sweep_wait_forgets(void)
+{
+	if (forget_started)
+		pthread_join(forget_thread, NULL);
+	forget_started = 0;
+}
+
+/* Hands list to a new forget thread unless one still runs (then the next
+ * pass names them again). */
+static void forget_start(struct forget_list *list)
+{
+	int busy;
+
+	core_lock();
+	busy = forget_running;
+	forget_running = !busy;
+	core_unlock();
+	if (busy) {
+		free(list);
+		return;
+	}
+	sweep_wait_forgets(); /* the last one, finished */
+	if (pthread_create(&forget_thread, NULL, forget_main, list)) {
+		log_error("cannot start a thread to let the kernel forget names");
+		free(list);
+		core_lock();
+		forget_running = 0;
+		core_unlock();
+		return;
+	}
+	forget_started = 1;
 }
 
 static void free_locked(struct object *o, long long now)
@@ -180,8 +223,8 @@ void sweep_now(void)
 	free(idle);
 	if (freed)
 		log_debug("sweep: %u objects left memory", freed);
-	if (forget && worker_submit(forget_job, forget))
-		free(forget);
+	if (forget)
+		forget_start(forget);
 }
 
 static void sweep(void *data, int cancelled)

@@ -21,4 +21,8 @@ void sweep_start(void);
 /* One pass now (tests; engine thread or no engine running). */
 void sweep_now(void);
 
+/* Waits for the kernel's invalidations handed out so far (at shutdown,
+ * once parked requests are answered; tests). */
+void sweep_wait_forgets(void);
+
 #endif

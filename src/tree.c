@@ -87,14 +87,29 @@ static fuse_ino_t tree_ino(const struct object *obj, enum file_kind kind)
 struct object *tree_object_by_ino_locked(fuse_ino_t ino, enum file_kind *kind)
 {
 	struct object *obj;
+	unsigned long long slot;
 
 	if (ino < INO_FIRST_OBJECT)
 		return NULL;
-	obj = objects_at_locked((unsigned)((ino - INO_FIRST_OBJECT) / INO_PER_OBJECT));
+	slot = (unsigned long long)(ino - INO_FIRST_OBJECT) / INO_PER_OBJECT;
+	if (slot >= objects_count_locked()) /* also the unlisted_ino() numbers */
+		return NULL;
+	obj = objects_at_locked((unsigned)slot);
 	*kind = (enum file_kind)((ino - INO_FIRST_OBJECT) % INO_PER_OBJECT);
 	if (!obj || *kind >= FILE_KIND_COUNT)
 		return NULL;
+	/* a query's inode never names an execution's file, nor the reverse */
+	if (*kind != FILE_DIR && kinds[*kind].of_execution != (obj->type == OBJECT_EXECUTION))
+		return NULL;
 	return obj;
+}
+
+int tree_is_entry_locked(struct object *obj, enum file_kind kind, fuse_ino_t parent, const char *name)
+{
+	if (kind == FILE_DIR)
+		return parent == (obj->type == OBJECT_QUERY ? INO_QUERIES : INO_EXECUTIONS) &&
+		       strcmp(obj->id, name) == 0;
+	return parent == tree_ino(obj, kinds[kind].parent) && strcmp(kinds[kind].name, name) == 0;
 }
 
 /* Whether a file exists right now under its object. */

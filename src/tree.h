@@ -91,6 +91,9 @@ struct result;
 /* The object and kind of an inode (NULL: no such object). */
 struct object *tree_object_by_ino_locked(fuse_ino_t ino, enum file_kind *kind);
 
+/* Whether obj's file kind is the one called name in directory parent. */
+int tree_is_entry_locked(struct object *obj, enum file_kind kind, fuse_ino_t parent, const char *name);
+
 /* The kind of the file called name in obj's directory dir (FILE_DIR or a
  * stream/ directory), if it exists now; -1 otherwise. */
 int tree_find_locked(struct object *obj, enum file_kind dir, const char *name);

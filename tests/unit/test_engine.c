@@ -461,7 +461,7 @@ static void test_sweep(void)
 	}
 	core_unlock();
 	sweep_now();
-	stub_run_jobs();
+	sweep_wait_forgets();
 	CHECK(execution("M2") == NULL);
 	CHECK(forgotten > 0 && forgotten < 40);
 	/* looked up again: back from the index, no request */
@@ -481,7 +481,7 @@ static void test_sweep(void)
 		stub_advance(1);
 	}
 	sweep_now();
-	stub_run_jobs();
+	sweep_wait_forgets();
 	CHECK(forgotten_random == 50 && !forgotten_late);
 }
 
