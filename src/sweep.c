@@ -146,9 +146,21 @@ static void free_locked(struct object *o, long long now)
 	objects_free_locked(o);
 }
 
-/* Beyond SWEEP_KEEP_OBJECTS, the idle objects in the order they go: freed
+/* Names worth nothing the kernel holds are handed back after this long
+ * unused, whatever the count (a crawler's random names). */
+#define WORTHLESS_IDLE_MS 10000
+
+static void name_locked(struct forget_list *list, const struct object *o)
+{
+	list->names[list->count].parent = o->type == OBJECT_QUERY ? INO_QUERIES : INO_EXECUTIONS;
+	snprintf(list->names[list->count].name, sizeof(list->names[0].name), "%s", o->id);
+	list->count++;
+}
+
+/* The idle objects in the order they go: beyond SWEEP_KEEP_OBJECTS, freed
  * if the kernel holds none of their inodes, else named for the kernel to
- * forget (freed by a later pass). Returns that list, or NULL. */
+ * forget (freed by a later pass); and worthless names unused for
+ * WORTHLESS_IDLE_MS named anyway. Returns the names, or NULL. */
 static struct forget_list *trim_locked(struct object **idle, size_t count, long long now,
 				       unsigned *freed)
 {
@@ -156,27 +168,26 @@ static struct forget_list *trim_locked(struct object **idle, size_t count, long 
 	size_t excess = live > SWEEP_KEEP_OBJECTS ? live - SWEEP_KEEP_OBJECTS : 0;
 	struct forget_list *list = NULL;
 
-	if (!excess)
-		return NULL;
 	if (core_config.forget_name)
-		list = malloc(sizeof(*list) + (excess < FORGET_BATCH ? excess : FORGET_BATCH) *
+		list = malloc(sizeof(*list) + (count < FORGET_BATCH ? count : FORGET_BATCH) *
 						      sizeof(list->names[0]));
 	if (list)
 		list->count = 0;
 	qsort(idle, count, sizeof(*idle), by_use);
-	for (size_t i = 0; i < count && excess; i++) {
+	for (size_t i = 0; i < count; i++) {
 		struct object *o = idle[i];
+		int worthless = worthless_locked(o);
 
-		if (!o->nlookup && o->pinned != pass) {
+		if (!excess && !worthless)
+			break; /* the worthless come first */
+		if (excess && !o->nlookup && o->pinned != pass) {
 			free_locked(o, now);
 			(*freed)++;
 			excess--;
-		} else if (o->nlookup && list && list->count < FORGET_BATCH) {
-			list->names[list->count].parent =
-				o->type == OBJECT_QUERY ? INO_QUERIES : INO_EXECUTIONS;
-			snprintf(list->names[list->count].name, sizeof(list->names[0].name), "%s", o->id);
-			list->count++;
-			excess--;
+		} else if (o->nlookup && list && list->count < FORGET_BATCH &&
+			   (excess || now - o->used_ms > WORTHLESS_IDLE_MS)) {
+			name_locked(list, o);
+			excess -= excess > 0;
 		}
 	}
 	if (list && !list->count) {
@@ -203,8 +214,7 @@ void sweep_now(void)
 		if (o && o->type == OBJECT_QUERY)
 			pin_locked((struct query *)o);
 	}
-	if (objects_live_locked() > SWEEP_KEEP_OBJECTS)
-		idle = malloc(objects_live_locked() * sizeof(*idle));
+	idle = malloc((objects_live_locked() + 1) * sizeof(*idle));
 	for (unsigned i = 0; i < slots; i++) {
 		struct object *o = objects_at_locked(i);
 

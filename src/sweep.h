@@ -5,8 +5,9 @@
  * forgotten their inodes. The others are kept, up to SWEEP_KEEP_OBJECTS in
  * all, and beyond that the least recently used go: freed when the kernel
  * holds none of their inodes, else named for the kernel to forget
- * (engine_config.forget_name) and freed by a later pass. They come back from
- * the index when looked up again.
+ * (engine_config.forget_name) and freed by a later pass; worthless names
+ * the kernel holds are handed back after 10 s unused, whatever the count.
+ * They come back from the index when looked up again.
  */
 #ifndef EXECFS_SWEEP_H
 #define EXECFS_SWEEP_H
