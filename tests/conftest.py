@@ -12,11 +12,13 @@ only one API has (pages, partial results, a job cache). The helpers below
 """
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -50,6 +52,7 @@ def _terminated(signum, frame):
 signal.signal(signal.SIGTERM, _terminated)
 
 MOUNTED = []  # every Mount started and not yet stopped, for the session's end
+TEST_MOUNTS = []  # every Mount the running test started, for its failure report
 
 
 def new_key(kind="dune"):
@@ -95,6 +98,7 @@ class Mount:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.stderr,
                                      stderr=self.stderr, env=env)
         MOUNTED.append(self)
+        TEST_MOUNTS.append(self)
         if wait:
             self.wait_mounted()
         return self
@@ -156,6 +160,97 @@ def pytest_sessionfinish(session, exitstatus):
         m.unmount()
         if m.proc is not None and m.proc.poll() is None:
             m.proc.kill()
+
+
+# ---- a failing test's report: its daemons' logs and its fakes' requests ----
+# When a test fails (in its setup, body or teardown), its report ends with the
+# last lines of the log of each execfs it started (Mount keeps the daemon's
+# stderr in <mount name>.stderr) and the last requests each of its fakes saw
+# (fake.log()); both, whole, are copied to <basetemp>/failures/<test>/, which
+# outlives the run (run-all.sh keeps it and prints its path). A passing test
+# costs one list append per mount and one test of report.failed per phase.
+
+LOG_TAIL_LINES = 60
+REQUEST_TAIL = 40
+_T0 = pytest.StashKey()  # when the test began, for the requests' times
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    TEST_MOUNTS.clear()
+    item.stash[_T0] = time.time()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    try:
+        _attach_logs(item, report)
+    except Exception as e:  # never hide the failure itself behind one of ours
+        report.sections.append(("execfs logs", f"could not gather the logs: {e!r}"))
+
+
+def _failure_dir(item):
+    factory = getattr(item.config, "_tmp_path_factory", None)
+    base = str(factory.getbasetemp()) if factory is not None else tempfile.gettempdir()
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", item.nodeid).strip("_")[:150]
+    path = os.path.join(base, "failures", name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _request_line(entry, t0):
+    target = entry.get("path", "?") + (f"?{entry['query']}" if entry.get("query") else "")
+    line = f"{entry.get('time', t0) - t0:+8.3f}s {entry.get('method', '?')} {target}"
+    line += f" -> {entry.get('status')}"
+    if entry.get("fault"):
+        line += f"  (fault: {entry['fault']})"
+    if not entry.get("key_ok", True):
+        line += "  (bad key)"
+    if entry.get("body"):
+        line += f"  body: {entry['body'][:200]}"
+    return line
+
+
+def _attach_logs(item, report):
+    mounts = list(dict.fromkeys(TEST_MOUNTS))
+    funcargs = getattr(item, "funcargs", None) or {}
+    fakes = [v for v in funcargs.values() if isinstance(v, FakeDune)] + [m.fake for m in mounts]
+    fakes = list({id(f): f for f in fakes if isinstance(f, FakeDune)}.values())
+    if not mounts and not fakes:
+        return
+    where = _failure_dir(item)
+    t0 = item.stash.get(_T0, 0.0)
+    names = set()
+    for m in mounts:
+        name = os.path.basename(m.path) or "mnt"
+        while name in names:
+            name += "+"
+        names.add(name)
+        text = m.log()
+        kept = os.path.join(where, f"{name}.log")
+        with open(kept, "w") as f:
+            f.write(text)
+        lines = text.splitlines()
+        tail = "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty)"
+        report.sections.append(
+            (f"execfs log of {name}: last {min(len(lines), LOG_TAIL_LINES)} of {len(lines)} "
+             f"lines (whole: {kept})", tail))
+    for n, fake in enumerate(fakes):
+        entries = fake.log()
+        name = f"{kind_of(fake)}-fake" + (f"-{n}" if len(fakes) > 1 else "")
+        kept = os.path.join(where, f"{name}.requests")
+        with open(kept, "w") as f:
+            for e in entries:
+                f.write(_request_line(e, t0) + "\n")
+        tail = "\n".join(_request_line(e, t0) for e in entries[-REQUEST_TAIL:]) or "(no request)"
+        report.sections.append(
+            (f"{name} requests: last {min(len(entries), REQUEST_TAIL)} of {len(entries)}, "
+             f"seconds from the test's start (all: {kept})", tail))
 
 
 def pytest_configure(config):
