@@ -36,10 +36,13 @@ time is up, in threads of their own:
             body of 1 to 3 s, an HTML page.
 
 Every --sample-seconds a row: elapsed s, the daemon's VmRSS (MB = 10^6 bytes),
-its open descriptors and threads, runs started, reads done, read errors, wrong
-reads, lookups. At the end: first, last and highest VmRSS and the growth (last
-minus the first sample taken after WARMUP seconds; with no such sample, minus
-the first sample), what kinds of read errors came, the faults the fake served.
+of it RssAnon (the heap and stacks: what a leak grows; the rest is mapped
+libraries, which grow as more of their code runs), the objects the daemon
+holds (statvfs's f_files), its open descriptors and threads, runs started,
+reads done, read errors, wrong reads, lookups. At the end: first, last and
+highest VmRSS and RssAnon and their growth (last minus the first sample taken
+after WARMUP seconds; with no such sample, minus the first sample), what kinds
+of read errors came, the faults the fake served.
 
 Exit status: 1 if a read returned wrong bytes, the daemon died or its stderr
 shows a sanitizer report; 130 on Ctrl-C or SIGTERM; 2 if the set-up failed;
@@ -570,20 +573,27 @@ class Soak:
         if self.mount.proc.poll() is not None:
             raise RuntimeError(f"the daemon exited with {self.mount.proc.returncode}")
         rss = proc_status(pid, "VmRSS") * 1024 / MB
+        anon = proc_status(pid, "RssAnon") * 1024 / MB
         fds = len(os.listdir(f"/proc/{pid}/fd"))
         threads = proc_status(pid, "Threads")
+        try:
+            objects = os.statvfs(self.mount.path).f_files
+        except OSError:
+            objects = -1
         elapsed = time.monotonic() - t0
-        self.samples.append((elapsed, rss, fds, threads))
+        self.samples.append((elapsed, rss, fds, threads, anon))
         with self.lock:
             c = dict(self.count)
-        print(f"{elapsed:8.0f} {rss:8.1f} {fds:5d} {threads:7d} {c['runs']:6d} {c['reads']:6d} "
-              f"{c['read_errors']:6d} {c['wrong']:5d} {c['lookups']:7d}", flush=True)
+        print(f"{elapsed:8.0f} {rss:8.1f} {anon:8.1f} {objects:7d} {fds:5d} {threads:7d} "
+              f"{c['runs']:6d} {c['reads']:6d} {c['read_errors']:6d} {c['wrong']:5d} "
+              f"{c['lookups']:7d}", flush=True)
 
     def run(self):
         duration = self.args.minutes * 60
         t0 = time.monotonic()
-        print(f"{'elapsed':>8} {'rss_MB':>8} {'fds':>5} {'threads':>7} {'runs':>6} {'reads':>6} "
-              f"{'errors':>6} {'wrong':>5} {'lookups':>7}", flush=True)
+        print(f"{'elapsed':>8} {'rss_MB':>8} {'anon_MB':>8} {'objects':>7} {'fds':>5} "
+              f"{'threads':>7} {'runs':>6} {'reads':>6} {'errors':>6} {'wrong':>5} {'lookups':>7}",
+              flush=True)
         self.sample(t0)
         seed = self.args.seed
         self.spawn("faults", self.injector, random.Random(seed))
@@ -614,6 +624,9 @@ class Soak:
                    else f"the first sample (none after {WARMUP} s of warm-up)")
             print(f"VmRSS: first {rss[0]:.1f} MB, last {rss[-1]:.1f} MB, max {max(rss):.1f} MB; "
                   f"growth {rss[-1] - base[1]:+.1f} MB (last minus {how})")
+            anon = [s[4] for s in self.samples]
+            print(f"RssAnon: first {anon[0]:.1f} MB, last {anon[-1]:.1f} MB, max {max(anon):.1f} MB; "
+                  f"growth {anon[-1] - base[4]:+.1f} MB")
             print(f"open fds: first {self.samples[0][2]}, last {self.samples[-1][2]}, "
                   f"max {max(s[2] for s in self.samples)}; threads: last {self.samples[-1][3]}, "
                   f"max {max(s[3] for s in self.samples)}")
