@@ -276,6 +276,9 @@ static void do_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	/* reads of cached results go from the cache file to the kernel by splice */
 	conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* lookups in one directory side by side: one parked on a slow status
+	 * (an unknown execution id) must not hold up the others */
+	conn->want |= conn->capable & FUSE_CAP_PARALLEL_DIROPS;
 	/* the core knows when a file's bytes change (see latest.c): no
 	 * attribute request before every cached read */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;

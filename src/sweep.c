@@ -121,13 +121,16 @@ static void forget_start(struct forget_list *list)
 
 	core_lock();
 	busy = forget_running;
-	forget_running = !busy;
+	forget_running = 1;
 	core_unlock();
 	if (busy) {
 		free(list);
 		return;
 	}
-	sweep_wait_forgets(); /* the last one, finished */
+	/* the last one has finished its work (forget_running was 0): this
+	 * join is immediate. The engine thread must never wait for one that
+	 * has not: it may wait for a lookup that waits for this thread. */
+	sweep_wait_forgets();
 	if (pthread_create(&forget_thread, NULL, forget_main, list)) {
 		log_error("cannot start a thread to let the kernel forget names");
 		free(list);

@@ -13,6 +13,7 @@
 #include "sweep.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -39,11 +40,18 @@ static int forgotten;		/* names the engine asked the kernel to forget */
 static char forgotten_last[72];
 static int forgotten_777777;	/* the name "777777" was among them */
 
+static int forget_blocks;	/* the kernel's side hangs (a parked lookup holds the directory) */
+static pthread_mutex_t forget_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t forget_cond = PTHREAD_COND_INITIALIZER;
 static int forgotten_random, forgotten_late; /* names of random query ids; named after another */
 
 static void forget_name(fuse_ino_t parent, const char *name)
 {
 	(void)parent;
+	pthread_mutex_lock(&forget_mutex);
+	while (forget_blocks)
+		pthread_cond_wait(&forget_cond, &forget_mutex);
+	pthread_mutex_unlock(&forget_mutex);
 	if (strncmp(name, "1000", 4) == 0) {
 		forgotten_late |= forgotten != forgotten_random;
 		forgotten_random++;
@@ -507,6 +515,48 @@ static void test_sweep_worthless(void)
 	CHECK(forgotten_777777);
 }
 
+static void *three_sweeps(void *data)
+{
+	char qid[16];
+
+	(void)data;
+	for (int i = 0; i < 3; i++) {
+		struct fuse_req *req = stub_req();
+		struct fuse_entry_param e;
+
+		snprintf(qid, sizeof(qid), "%d", 888000 + i);
+		engine_lookup(req, INO_QUERIES, qid, &e);
+		stub_req_free(req);
+		stub_advance(10001);
+		sweep_now();
+	}
+	return NULL;
+}
+
+/* The kernel's side of forgetting may hang for as long as a lookup parked
+ * in that directory waits for its poll, which needs the engine thread: the
+ * sweep (engine thread) never waits for it. */
+static void test_sweep_never_waits_for_the_kernel(void)
+{
+	struct timespec until;
+	pthread_t t;
+	int joined;
+
+	forget_blocks = 1;
+	pthread_create(&t, NULL, three_sweeps, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	joined = pthread_timedjoin_np(t, NULL, &until) == 0;
+	CHECK(joined);
+	pthread_mutex_lock(&forget_mutex);
+	forget_blocks = 0;
+	pthread_cond_broadcast(&forget_cond);
+	pthread_mutex_unlock(&forget_mutex);
+	if (!joined)
+		pthread_join(t, NULL);
+	sweep_wait_forgets();
+}
+
 /* Sets the last open of a cached file seconds ago (its atime). */
 static void opened_ago(const char *name, int seconds)
 {
@@ -713,6 +763,7 @@ int main(void)
 	stop();
 	start(10ULL << 30);
 	test_sweep_worthless();
+	test_sweep_never_waits_for_the_kernel();
 	stop();
 	printf("engine: %d checks, %d failed\n", test_checks, test_failures);
 	return test_failures ? 1 : 0;
