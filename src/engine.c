@@ -12,6 +12,7 @@
 #include "objects.h"
 #include "park.h"
 #include "poll.h"
+#include "download.h"
 #include "evict.h"
 #include "reader.h"
 #include "result.h"
@@ -456,6 +457,16 @@ int engine_init(const struct engine_config *cfg)
 	return 0;
 }
 
+/* Downloads cut short by the stop: what they hold goes with them. */
+static void discard_downloads(struct object *obj, void *data)
+{
+	struct execution *ex = (struct execution *)obj;
+
+	(void)data;
+	for (int f = 0; f < FORMAT_COUNT; f++)
+		download_discard(&ex->results[f]);
+}
+
 void engine_shutdown(void)
 {
 	/* writes are freed by their requests, which http_stop() ends */
@@ -466,5 +477,8 @@ void engine_shutdown(void)
 	index_flush();
 	while (handles.next != &handles)
 		handle_free(handles.next);
+	core_lock();
+	objects_each_locked(OBJECT_EXECUTION, discard_downloads, NULL);
+	core_unlock();
 	objects_free_all();
 }

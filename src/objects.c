@@ -1,6 +1,5 @@
 /* objects.c - the object table: queries and executions by id and by index. */
 #include "objects.h"
-#include "download.h"
 #include "http.h"
 #include "result.h"
 
@@ -142,10 +141,8 @@ static void destroy(struct object *o)
 		free(ex->error);
 		free(ex->wait_note);
 		free(ex->document);
-		for (int f = 0; f < FORMAT_COUNT; f++) {
-			download_discard(&ex->results[f]);
+		for (int f = 0; f < FORMAT_COUNT; f++)
 			result_free(&ex->results[f]);
-		}
 	}
 	free(o);
 }
