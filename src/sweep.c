@@ -6,9 +6,15 @@
 #include "missing.h"
 #include "objects.h"
 #include "result.h"
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+/* Every this many passes, the heap's free pages go back to the system: a
+ * download's 1 MB buffers leave holes that glibc keeps otherwise, and RSS
+ * would show the highest the heap ever was, not what it holds. */
+#define TRIM_EVERY_PASSES 30
 
 /* Names handed to the kernel to forget in one pass. */
 #define FORGET_BATCH 8192
@@ -236,6 +242,8 @@ void sweep_now(void)
 	free(idle);
 	if (freed)
 		log_debug("sweep: %u objects left memory", freed);
+	if (pass % TRIM_EVERY_PASSES == 0)
+		malloc_trim(0);
 	if (forget)
 		forget_start(forget);
 }
