@@ -87,7 +87,6 @@ import os
 import pathlib
 import random
 import re
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -100,7 +99,8 @@ import urllib.request
 
 BENCH = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
-from conftest import Mount, execute, new_key  # noqa: E402
+from conftest import Mount, execute  # noqa: E402
+from localfake import LocalFake, proc_status  # noqa: E402
 
 BIG, SMALL = 4001, 4002
 PAGE_ROWS = 32000
@@ -132,61 +132,21 @@ class BenchError(Exception):
 
 # ---- the fake, in a process of its own ----------------------------------------
 
-class FakeProcess:
-    """tests/fake_dune.py as a separate process. Has what conftest.Mount needs
-    of a fake (key, port)."""
+class FakeProcess(LocalFake):
+    """tests/fake_dune.py as a separate process (localfake.py), pages of
+    PAGE_ROWS rows."""
 
     def __init__(self, workdir, queries):
-        self.key = new_key()
-        scenario = workdir / "scenario.json"
-        scenario.write_text(json.dumps(queries))
-        port_file = workdir / "fake.port"
-        self.stderr_path = workdir / "fake.stderr"
-        self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(BENCH.parent / "tests" / "fake_dune.py"),
-             "--scenario", str(scenario), "--max-page-rows", str(PAGE_ROWS),
-             "--key", self.key, "--port-file", str(port_file)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise BenchError(f"the fake did not start: {self.stderr_path.read_text()}")
-            time.sleep(0.05)
-        self.port = int(port_file.read_text())
-        self.root = f"http://127.0.0.1:{self.port}"
-        self.base_url = f"{self.root}/api/v1"
+        try:
+            super().__init__(workdir, "dune", queries, "--max-page-rows", str(PAGE_ROWS))
+        except RuntimeError as e:
+            raise BenchError(str(e)) from None
 
     def get(self, url):
         """(body, headers with lower-case names) of an API GET."""
         req = urllib.request.Request(url, headers={"X-Dune-API-Key": self.key})
         with urllib.request.urlopen(req, timeout=600) as resp:
             return resp.read(), {k.lower(): v for k, v in resp.headers.items()}
-
-    def log(self):
-        with urllib.request.urlopen(f"{self.root}/_fake/log", timeout=60) as resp:
-            return json.load(resp)
-
-    def settings(self, **changes):
-        req = urllib.request.Request(f"{self.root}/_fake/settings", method="POST",
-                                     data=json.dumps(changes).encode())
-        urllib.request.urlopen(req, timeout=60).read()
-
-    def reset(self):
-        """Clears the request log (and faults); the queries and the page memo stay."""
-        req = urllib.request.Request(f"{self.root}/_fake/reset", data=b"{}", method="POST")
-        urllib.request.urlopen(req, timeout=60).read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.stderr.close()
 
 
 # ---- small helpers --------------------------------------------------------------
@@ -199,11 +159,7 @@ def wall(argv, **kw):
 
 
 def vm_hwm_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / MB
-    raise BenchError(f"no VmHWM for process {pid}")
+    return proc_status(pid, "VmHWM") * 1024 / MB
 
 
 def vm_rss_mb(pid):

@@ -70,7 +70,8 @@ import urllib.request
 BENCH = pathlib.Path(__file__).resolve().parent
 TESTS = BENCH.parent / "tests"
 sys.path.insert(0, str(TESTS))
-from conftest import Mount, execute, new_key  # noqa: E402  (also: SIGTERM -> KeyboardInterrupt)
+from conftest import Mount, execute  # noqa: E402  (also: SIGTERM -> KeyboardInterrupt)
+from localfake import LocalFake, proc_status  # noqa: E402
 
 MB = 1e6
 WARMUP = 60
@@ -125,14 +126,6 @@ def progress(text):
     print(text, file=sys.stderr, flush=True)
 
 
-def proc_status(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} for process {pid}")
-
-
 def sha(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -147,52 +140,16 @@ class SetupError(Exception):
 
 # ---- the fake, in a process of its own ----------------------------------------
 
-class FakeProcess:
-    """tests/fake_<backend>.py as a separate process; what conftest.Mount needs
-    of a fake (kind, key, port), its control interface, and API GETs that
-    ride out the faults meant for execfs."""
+class FakeProcess(LocalFake):
+    """tests/fake_<backend>.py as a separate process (localfake.py), and API
+    GETs that ride out the faults meant for execfs."""
 
     def __init__(self, workdir, backend):
-        self.kind = backend
-        self.key = new_key(backend)
-        scenario = workdir / "scenario.json"
-        scenario.write_text(json.dumps(QUERIES))
-        port_file = workdir / "fake.port"
-        self.stderr_path = workdir / "fake.stderr"
-        self.stderr = open(self.stderr_path, "wb")
-        argv = [sys.executable, str(TESTS / f"fake_{backend}.py"), "--scenario", str(scenario),
-                "--key", self.key, "--port-file", str(port_file), "--time-scale", "1"]
-        if backend == "dune":
-            argv += ["--max-page-rows", str(PAGE_ROWS)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SetupError(f"the fake did not start: {self.stderr_path.read_text()}")
-            time.sleep(0.05)
-        self.port = int(port_file.read_text())
-        self.root = f"http://127.0.0.1:{self.port}"
-        self.base_url = f"{self.root}/api/v1" if backend == "dune" else self.root
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.stderr.close()
-
-    # -- control (never faulted, never in the log)
-
-    def control(self, method, name, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.root}/_fake/{name}", data=data, method=method)
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.load(resp)
+        argv = ["--time-scale", "1"] + (["--max-page-rows", str(PAGE_ROWS)] if backend == "dune" else [])
+        try:
+            super().__init__(workdir, backend, QUERIES, *argv)
+        except RuntimeError as e:
+            raise SetupError(str(e)) from None
 
     # -- the API, as the truth to compare with
 

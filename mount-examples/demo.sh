@@ -14,29 +14,10 @@ dune | redash) ;;
 *) echo "usage: $0 [dune|redash]" >&2; exit 2 ;;
 esac
 
-bash tests/install-deps.sh --run
-[ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+# shellcheck source=local-api.sh
+. mount-examples/local-api.sh
 
-work=$(mktemp -d /tmp/execfs-demo.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-key="demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-fake_pid=""
-cleanup() {
-    fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-/usr/bin/python3 "tests/fake_$kind.py" --port 0 --port-file "$work/port" --key "$key" >/dev/null &
-fake_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
-
-EXECFS_API_KEY="$key" build/execfs "$kind:http://127.0.0.1:$port" "$mnt" \
+EXECFS_API_KEY="$key" "$EXECFS_BIN" "$kind:http://127.0.0.1:$port" "$mnt" \
     -o cache_dir="$work/cache",max_age=60
 for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
 

@@ -15,31 +15,8 @@ dune | redash) ;;
 *) echo "usage: $0 [dune|redash]" >&2; exit 2 ;;
 esac
 
-if [ -z "${EXECFS_BIN:-}" ]; then
-    bash tests/install-deps.sh --run
-    [ -f build/build.ninja ] || meson setup build >/dev/null
-    ninja -C build >/dev/null
-    EXECFS_BIN=$PWD/build/execfs
-fi
-
-work=$(mktemp -d /tmp/execfs-try.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-key="try-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-fake_pid=""
-cleanup() {
-    fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-    echo "unmounted; removed $work"
-}
-trap cleanup EXIT
-
-/usr/bin/python3 "tests/fake_$kind.py" --port 0 --port-file "$work/port" --key "$key" >/dev/null &
-fake_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
+# shellcheck source=local-api.sh
+. mount-examples/local-api.sh
 
 cat <<TEXT
 The local $kind API runs on 127.0.0.1:$port, with these queries:

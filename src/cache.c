@@ -298,7 +298,7 @@ static void result_path(char *out, size_t outlen, const char *eid, enum result_f
 	snprintf(out, outlen, "results/%s.%s%s", eid, result_format_ext(format), suffix);
 }
 
-int cache_result_open(const char *eid, enum result_format format, off_t *size, time_t *mtime)
+int cache_result_open(const char *eid, enum result_format format, off_t *size)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -313,12 +313,10 @@ int cache_result_open(const char *eid, enum result_format format, off_t *size, t
 		return -errno;
 	}
 	*size = st.st_size;
-	if (mtime)
-		*mtime = st.st_mtime;
 	return fd;
 }
 
-int cache_result_probe(const char *eid, enum result_format format, off_t *size, time_t *mtime)
+int cache_result_probe(const char *eid, enum result_format format, off_t *size)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -327,7 +325,6 @@ int cache_result_probe(const char *eid, enum result_format format, off_t *size, 
 	if (fstatat(cache_fd, path, &st, 0))
 		return -errno;
 	*size = st.st_size;
-	*mtime = st.st_mtime;
 	return 0;
 }
 
@@ -367,7 +364,7 @@ static void named_part(int lock_fd, const char *eid, enum result_format format, 
 
 static int open_complete(const char *eid, enum result_format format, struct cache_claim *c)
 {
-	int fd = cache_result_open(eid, format, &c->size, &c->mtime);
+	int fd = cache_result_open(eid, format, &c->size);
 
 	if (fd < 0)
 		return fd;
@@ -384,7 +381,6 @@ int cache_result_claim(const char *eid, enum result_format format, struct cache_
 
 	c->lock_fd = c->fd = -1;
 	c->size = 0;
-	c->mtime = 0;
 	lock_path(path, sizeof(path), eid, format);
 	for (int tries = 0; tries < 8; tries++) {
 		int fd = openat(cache_fd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

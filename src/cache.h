@@ -52,13 +52,13 @@ void cache_unlock_entries(int fd);
 /* Calls fn for each entry name of an index kind. */
 void cache_list_entries(const char *kind, void (*fn)(const char *name, void *data), void *data);
 
-/* Opens a complete result read-only; sets *size and, if not NULL, *mtime.
+/* Opens a complete result read-only; sets *size.
  * Returns fd or -errno. */
-int cache_result_open(const char *eid, enum result_format format, off_t *size, time_t *mtime);
+int cache_result_open(const char *eid, enum result_format format, off_t *size);
 
-/* Whether a complete result is there, with its size and mtime, without
+/* Whether a complete result is there, with its size, without
  * opening it. Returns 0 or -errno. */
-int cache_result_probe(const char *eid, enum result_format format, off_t *size, time_t *mtime);
+int cache_result_probe(const char *eid, enum result_format format, off_t *size);
 
 /* One download per result across the daemons sharing the directory:
  * results/<eid>.<ext>.lock is held by the daemon downloading it, and names
@@ -67,7 +67,6 @@ struct cache_claim {
 	int lock_fd;	/* the lock file: held (owner) or watched (follower); -1 none */
 	int fd;		/* CLAIM_COMPLETE: the result; CLAIM_FOLLOW: the owner's file */
 	off_t size;	/* CLAIM_COMPLETE */
-	time_t mtime;	/* CLAIM_COMPLETE */
 };
 
 enum claim_outcome {

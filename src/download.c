@@ -322,11 +322,31 @@ static void page_drained(struct http_request *req)
 }
 
 /* On the worker thread: the downloaded result goes into the cache for good. */
+void download_completed(struct result *r, int fd, off_t size, const char *by)
+{
+	struct waiter *ready = NULL;
+	int old, unused;
+
+	core_lock();
+	log_debug("executions/%s/results.%s complete: %lld bytes, %s", r->ex->obj.id,
+		  result_format_ext(r->format), (long long)size, by);
+	old = fd >= 0 ? result_set_fd_locked(r, fd) : -1;
+	r->size = size;
+	unused = result_committed_locked(r);
+	evict_after_commit_locked();
+	park_wake_locked(r, &ready);
+	core_unlock(); /* r may leave memory from here (sweep.c) */
+	if (old >= 0)
+		close(old);
+	if (unused >= 0)
+		close(unused);
+	park_send(ready);
+}
+
 static void commit(void *data)
 {
 	struct result *r = data;
-	struct waiter *ready = NULL;
-	int rc = cache_result_commit(r->dl->part, r->ex->obj.id, r->format, r->fd, r->lock_fd), old;
+	int rc = cache_result_commit(r->dl->part, r->ex->obj.id, r->format, r->fd, r->lock_fd);
 
 	if (rc) {
 		fail_store(r, rc);
@@ -334,16 +354,7 @@ static void commit(void *data)
 	}
 	download_end(r); /* its file is the result's now */
 	r->lock_fd = -1;  /* released by the commit */
-	core_lock();
-	log_debug("executions/%s/results.%s complete: %lld bytes", r->ex->obj.id,
-		  result_format_ext(r->format), (long long)r->size);
-	old = result_committed_locked(r);
-	evict_after_commit_locked();
-	park_wake_locked(r, &ready);
-	core_unlock(); /* r may leave memory from here (sweep.c) */
-	if (old >= 0)
-		close(old);
-	park_send(ready);
+	download_completed(r, -1, r->size, "downloaded here");
 }
 
 static void finish(struct result *r)

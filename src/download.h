@@ -13,6 +13,11 @@
  * first page. r is RESULT_STREAMING; it ends COMPLETE or FAILED. */
 void download_run(struct result *r, int lock_fd);
 
+/* r's bytes are all in the cache for good (fd: its descriptor from now
+ * on, -1: the one it has): COMPLETE, the cap checked, waiters woken. by
+ * says who downloaded it, for the log. r may leave memory once this returns. */
+void download_completed(struct result *r, int fd, off_t size, const char *by);
+
 /* Frees what a download under way holds (at shutdown, nothing running). */
 void download_discard(struct result *r);
 

@@ -93,7 +93,9 @@ void engine_release(struct handle *h)
 /* ---- names and attributes ------------------------------------------------ */
 
 /* Another mount may have started a run of the query whose directory holds
- * ino since this one looked: its entry is read again if it changed. */
+ * ino since this one looked: its entry is read again if it changed (one
+ * stat when not). Only where `last` is read: its lookup, readlink, the
+ * query directory's listing. */
 static void refresh_query(fuse_ino_t ino)
 {
 	struct query_entry entry;
@@ -148,7 +150,8 @@ int engine_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, struct fu
 			core_unlock();
 		}
 	} else {
-		refresh_query(parent);
+		if (strcmp(name, "last") == 0)
+			refresh_query(parent); /* the one name another mount changes */
 		core_lock();
 	}
 	if (parent == INO_QUERIES) {
@@ -256,7 +259,7 @@ int engine_readlink(fuse_ino_t ino, char *target, size_t size)
 	struct object *obj;
 	int rc;
 
-	refresh_query(ino);
+	refresh_query(ino); /* a query's one link is `last` */
 	core_lock();
 	obj = tree_object_by_ino_locked(ino, &kind);
 	rc = obj ? tree_readlink_locked(obj, kind, target, size) : -ENOENT;

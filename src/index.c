@@ -259,8 +259,7 @@ static void read_execution_files(const char *eid, struct cached_files *files)
 {
 	memset(files, 0, sizeof(*files));
 	for (int f = 0; f < FORMAT_COUNT; f++)
-		files->present[f] = cache_result_probe(eid, (enum result_format)f, &files->size[f],
-						       &files->mtime[f]) == 0;
+		files->present[f] = cache_result_probe(eid, (enum result_format)f, &files->size[f]) == 0;
 }
 
 void index_read_execution(const char *eid, struct execution_entry *e)

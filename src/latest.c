@@ -158,26 +158,19 @@ int latest_open(fuse_req_t req, struct query *q, struct handle *h, struct fuse_f
 	enum result_format format = tree_kind(h->kind)->format;
 	struct execution *ex = NULL;
 	struct waiter *w;
-	int now;
 
 	core_lock();
 	if (q->latest[0] && time(NULL) - q->latest_checked < (time_t)core_config.max_age)
 		ex = objects_execution_new_locked(q->latest, NULL);
 	if (ex) {
+		/* a fresh answer: opened as that run's results.* is */
 		reader_bind_locked(h, &ex->results[format]);
-		now = reader_open_now_locked(h);
 		core_unlock();
-		if (now) {
-			reader_finish_open(h, fi);
-			return 0;
-		}
-		/* a fresh answer, a result not here yet: wait for it whole */
-		w = reader_open_waiter(req, h->result, reader_whole_ready_locked, h, drop, fi);
-	} else {
-		resolve_locked(q);
-		core_unlock();
-		w = reader_open_waiter(req, q, open_ready_locked, h, drop, fi);
+		return reader_open(req, h, fi, drop);
 	}
+	resolve_locked(q);
+	core_unlock();
+	w = reader_open_waiter(req, q, open_ready_locked, h, drop, fi);
 	if (w)
 		park(w);
 	return ENGINE_PARKED;

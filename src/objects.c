@@ -98,8 +98,7 @@ struct execution *objects_execution_new_locked(const char *eid, const struct cac
 	}
 	for (int f = 0; f < FORMAT_COUNT; f++)
 		result_init_locked(&ex->results[f], ex, (enum result_format)f,
-				   files && files->present[f] ? files->size[f] : -1,
-				   files ? files->mtime[f] : 0);
+				   files && files->present[f] ? files->size[f] : -1);
 	return ex;
 }
 

@@ -12,7 +12,6 @@
 struct cached_files {
 	int present[FORMAT_COUNT];
 	off_t size[FORMAT_COUNT];
-	time_t mtime[FORMAT_COUNT];
 };
 
 /* The query with id qid; created when create is set (NULL: out of memory). */

@@ -49,7 +49,7 @@ void reader_open_file(struct handle *h)
 		cache_result_touch(eid, r->format); /* for every daemon's eviction */
 	if (!need)
 		return;
-	fd = cache_result_open(eid, r->format, &size, NULL);
+	fd = cache_result_open(eid, r->format, &size);
 	core_lock();
 	if (r->state == RESULT_COMPLETE && r->fd < 0) {
 		if (fd >= 0) {

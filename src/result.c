@@ -26,13 +26,12 @@ void result_set_state_locked(struct result *r, enum result_state state)
 }
 
 void result_init_locked(struct result *r, struct execution *ex, enum result_format format,
-			off_t cached_size, time_t mtime)
+			off_t cached_size)
 {
 	r->ex = ex;
 	r->format = format;
 	r->fd = -1;
 	r->lock_fd = -1;
-	(void)mtime;
 	if (cached_size >= 0) { /* counted already, by the last pass over the directory */
 		r->state = RESULT_COMPLETE;
 		r->size = cached_size;

@@ -9,10 +9,9 @@
 
 #include "core.h"
 
-/* Sets up r for ex; cached_size >= 0 when the cache holds it complete
- * (mtime: when it was stored). */
+/* Sets up r for ex; cached_size >= 0 when the cache holds it complete. */
 void result_init_locked(struct result *r, struct execution *ex, enum result_format format,
-			off_t cached_size, time_t mtime);
+			off_t cached_size);
 
 /* The one place a result's state changes; logs the change at debug level. */
 void result_set_state_locked(struct result *r, enum result_state state);

@@ -3,7 +3,6 @@
 #include "share.h"
 #include "cache.h"
 #include "download.h"
-#include "evict.h"
 #include "http.h"
 #include "log.h"
 #include "park.h"
@@ -53,29 +52,6 @@ static void claim_later(struct result *r, long delay_ms)
 		fail(r, ENOMEM, "cannot schedule the download");
 }
 
-/* The result is complete on disk (fd, size): committed by this daemon's
- * follow target, or found complete when claiming. */
-static void complete(struct result *r, int fd, off_t size)
-{
-	struct waiter *ready = NULL;
-	int old, unused;
-
-	core_lock();
-	log_debug("executions/%s/results.%s complete: %lld bytes, downloaded by another daemon",
-		  r->ex->obj.id, result_format_ext(r->format), (long long)size);
-	old = fd >= 0 ? result_set_fd_locked(r, fd) : -1;
-	r->size = size;
-	unused = result_committed_locked(r);
-	evict_after_commit_locked();
-	park_wake_locked(r, &ready);
-	core_unlock(); /* r may leave memory from here (sweep.c) */
-	if (old >= 0)
-		close(old);
-	if (unused >= 0)
-		close(unused);
-	park_send(ready);
-}
-
 /* More of the followed file is on disk: readers waiting for it get it. */
 static void grown(struct result *r, off_t size)
 {
@@ -117,7 +93,7 @@ static void follow_tick(void *data, int cancelled)
 	close(r->lock_fd); /* watched, never held: it is the owner's to remove */
 	r->lock_fd = -1;
 	if (rc == FOLLOW_COMMITTED) {
-		complete(r, -1, size);
+		download_completed(r, -1, size, "downloaded by another daemon");
 		return;
 	}
 	/* its owner failed or died: the bytes this daemon served are the
@@ -160,7 +136,7 @@ static void claim(void *data, int cancelled)
 	r->claim_tries = 0;
 	switch (rc) {
 	case CLAIM_COMPLETE:
-		complete(r, c.fd, c.size);
+		download_completed(r, c.fd, c.size, "found in the cache directory");
 		break;
 	case CLAIM_FOLLOW:
 		follow(r, &c);

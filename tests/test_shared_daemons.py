@@ -296,7 +296,11 @@ def test_four_daemons_reading_one_result_download_it_once(fake, mounts, gate, re
 
 # ---- 2. a follower reads as the bytes land ---------------------------------------
 
-def test_a_follower_streams_the_bytes_as_they_land(fake, mounts, gate, readers):
+def followed_download(fake, mounts, gate, readers):
+    """Daemons a and b on one cache directory; a's stream reader of a finished
+    run has its first bytes and the rest of a's download is held; b's stream
+    reader has the first bytes too. Returns (a, b, eid, truth, one download's
+    requests, the gate, a's reader, b's reader)."""
     a = mounts(name="a")
     b = mounts(name="b", cache_dir=a.cache)
     eid = execute(a, QID_BIG)
@@ -309,6 +313,12 @@ def test_a_follower_streams_the_bytes_as_they_land(fake, mounts, gate, readers):
     second = readers(b, eid, stream=True)
     wait_until(lambda: second.got() > 0 or second.proc.poll() is not None,
                "b's stream reader gets the first bytes while the download is held")
+    return a, b, eid, truth, one_download, held, first, second
+
+
+def test_a_follower_streams_the_bytes_as_they_land(fake, mounts, gate, readers):
+    a, b, eid, truth, one_download, held, first, second = followed_download(fake, mounts, gate,
+                                                                            readers)
     assert held.holding()
     # b's bytes came from a's download: no second request for the result
     assert_one_download(fake, eid)
@@ -325,17 +335,7 @@ def test_a_follower_streams_the_bytes_as_they_land(fake, mounts, gate, readers):
 # ---- 3. the owner dies -------------------------------------------------------------
 
 def test_the_owner_killed_mid_download_a_follower_takes_over(fake, mounts, gate, readers):
-    a = mounts(name="a")
-    b = mounts(name="b", cache_dir=a.cache)
-    eid = execute(a, QID_BIG)
-    wait_ended(a, eid)
-    truth, _ = truth_of(fake, eid)
-    held = gate()
-    owner = readers(a, eid, stream=True)
-    wait_until(lambda: held.holding() and owner.got() > 0, "a's reader has bytes, the rest held")
-    streamed = readers(b, eid, stream=True)
-    wait_until(lambda: streamed.got() > 0 or streamed.proc.poll() is not None,
-               "b's stream reader gets the first bytes from a's download")
+    a, b, eid, truth, _, held, owner, streamed = followed_download(fake, mounts, gate, readers)
     whole = readers(b, eid)  # and an open that waits for the whole file
     wait_until(whole.waiting, "b's whole-file reader waits")
     assert_one_download(fake, eid)  # b follows a: it has not downloaded

@@ -37,7 +37,6 @@ static char cache_dir[64];
 #define CSV_BODY "n,name\n1,a\n"
 
 static int forgotten;		/* names the engine asked the kernel to forget */
-static char forgotten_last[72];
 static int forgotten_777777;	/* the name "777777" was among them */
 
 static int forget_blocks;	/* the kernel's side hangs (a parked lookup holds the directory) */
@@ -58,7 +57,6 @@ static void forget_name(fuse_ino_t parent, const char *name)
 	}
 	forgotten++;
 	forgotten_777777 |= strcmp(name, "777777") == 0;
-	snprintf(forgotten_last, sizeof(forgotten_last), "%s", name);
 }
 
 static void start(unsigned long long cache_size)
